@@ -1,0 +1,65 @@
+# ntdsbackup: `make demo`, `make test`, `make bench` on a fresh Debian machine.
+# System packages are installed with apt-get when missing; Python packages go
+# into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_ROOT ?= demo-root
+DEMO_SIZE ?= 1GiB
+
+APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd tar valgrind
+SOURCES := pyproject.toml setup.py $(wildcard src/*.pyx src/pyx/*.pxi src/engine/*.c \
+	src/engine/*.h src/emu/*.c src/emu/*.h include/*.h)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test demo bench lint native-test clean distclean
+
+all: build
+
+# apt-get only for what is missing, so a ready machine is not touched.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	$(PYTHON) -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/bin/activate:
+	$(MAKE) deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Rebuilt whenever a C, Cython or build file changes.
+$(VENV)/.built: $(VENV)/bin/activate $(SOURCES)
+	NTDSB_WERROR=$${NTDSB_WERROR:-0} $(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+build: deps $(VENV)/.built
+
+test: build
+	$(PY) -m pytest -q tests
+
+native-test: build
+	$(PY) -m pytest -q tests/test_native.py
+
+lint: build
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/cython-lint src/_ntdsbcli.pyx src/pyx
+
+demo: build
+	$(PY) -m ntdsbackup.demo --root $(DEMO_ROOT) --size $(DEMO_SIZE)
+
+bench: build
+	$(PY) -m pytest -q benchmarks --benchmark-only
+
+clean:
+	rm -rf build src/_ntdsbcli.c src/ntdsbackup/*.so tests/native/bin $(DEMO_ROOT)
+
+distclean: clean
+	rm -rf $(VENV) src/*.egg-info .pytest_cache .ruff_cache .benchmarks

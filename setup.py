@@ -1,0 +1,145 @@
+"""Build script: declares the compiled parts only (metadata is in pyproject.toml).
+
+Two shared objects are built:
+
+* ``ntdsbackup._ntdsbcli`` - the Cython module over the C engine (src/engine).
+* ``ntdsbackup/libntdsbemu.so`` - the emulated domain controller, a plain shared
+  library exporting the ntdsbcli ABI.  The engine loads it with dlopen; Python
+  never imports it.  It is declared as an Extension so that setuptools builds
+  and places it (also for editable installs), with its file name fixed below.
+
+System libraries are found in a fixed order: NTDSB_<LIB>_PREFIX, then
+pkg-config with a minimum version, then an error naming the Debian package.
+Set NTDSB_WERROR=1 to turn warnings into errors.
+"""
+
+import glob
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# (pkg-config name, minimum version, prefix variable, library, Debian package)
+SYSTEM_LIBS = {
+    "zstd": ("libzstd", "1.5.0", "NTDSB_ZSTD_PREFIX", "zstd", "libzstd-dev"),
+    "xxhash": ("libxxhash", "0.8.0", "NTDSB_XXHASH_PREFIX", "xxhash", "libxxhash-dev"),
+    "crypto": ("libcrypto", "1.1.0", "NTDSB_CRYPTO_PREFIX", "crypto", "libssl-dev"),
+}
+
+WINDOWS = sys.platform == "win32"
+
+
+def find_library(key):
+    """Return include_dirs/library_dirs/libraries for one system library."""
+    pc_name, min_version, prefix_var, lib, deb = SYSTEM_LIBS[key]
+    prefix = os.environ.get(prefix_var)
+    if prefix:
+        return {
+            "include_dirs": [os.path.join(prefix, "include")],
+            "library_dirs": [os.path.join(prefix, "lib")],
+            "libraries": [lib],
+        }
+    try:
+        import pkgconfig
+    except ImportError:
+        pkgconfig = None
+    if pkgconfig is not None and pkgconfig.installed(pc_name, ">=" + min_version):
+        flags = pkgconfig.parse(pc_name)
+        return {
+            "include_dirs": list(flags["include_dirs"]),
+            "library_dirs": list(flags["library_dirs"]),
+            "libraries": list(flags["libraries"]) or [lib],
+        }
+    sys.exit(
+        f"error: {pc_name} >= {min_version} not found (looked at ${prefix_var}, then "
+        f"pkg-config). On Debian/Ubuntu: apt-get install {deb} pkg-config"
+    )
+
+
+def merge(*parts):
+    out = {"include_dirs": [], "library_dirs": [], "libraries": []}
+    for part in parts:
+        for k in out:
+            out[k] += [v for v in part.get(k, []) if v not in out[k]]
+    return out
+
+
+def warning_flags():
+    if WINDOWS:
+        return ["/W4"]
+    flags = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
+    if os.environ.get("NTDSB_WERROR") == "1":
+        flags.append("-Werror")
+    return flags
+
+
+HEADERS = sorted(glob.glob("include/*.h"))
+ENGINE_SOURCES = sorted(glob.glob("src/engine/*.c"))
+EMU_SOURCES = sorted(glob.glob("src/emu/*.c")) + [
+    # The emulator shares the ESE checksums and the HRESULT table with the engine.
+    "src/engine/ese_checksum.c",
+    "src/engine/hresult_names.c",
+]
+
+EMU_NAME = "ntdsbackup.libntdsbemu"
+
+
+class BuildExt(build_ext):
+    """build_ext that gives the emulator a plain library file name."""
+
+    def get_ext_filename(self, fullname):
+        # Called with the full dotted name and with its last part alone.
+        *package, last = fullname.split(".")
+        if last == EMU_NAME.rsplit(".", 1)[1]:
+            return os.path.join(*package, "ntdsbemu.dll" if WINDOWS else "libntdsbemu.so")
+        return super().get_ext_filename(fullname)
+
+    def get_export_symbols(self, ext):
+        if ext.name == EMU_NAME:
+            return []  # no PyInit_: it is not a Python module
+        return super().get_export_symbols(ext)
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    libs = merge(find_library("zstd"), find_library("xxhash"))
+    engine_libs = libs["libraries"] + ([] if WINDOWS else ["pthread", "dl"])
+    ext = Extension(
+        "ntdsbackup._ntdsbcli",
+        sources=["src/_ntdsbcli.pyx"] + ENGINE_SOURCES,
+        include_dirs=["include", "src/engine"] + libs["include_dirs"],
+        library_dirs=libs["library_dirs"],
+        libraries=engine_libs,
+        extra_compile_args=warning_flags() + ([] if WINDOWS else ["-O2"]),
+        depends=HEADERS + sorted(glob.glob("src/pyx/*.pxi")) + sorted(glob.glob("src/engine/*.h")),
+    )
+    exts = cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        include_path=["src"],
+    )
+    if not WINDOWS:
+        crypto = find_library("crypto")
+        exts.append(
+            Extension(
+                EMU_NAME,
+                sources=EMU_SOURCES,
+                include_dirs=["include", "src/emu"] + crypto["include_dirs"],
+                library_dirs=crypto["library_dirs"],
+                libraries=crypto["libraries"] + ["pthread"],
+                extra_compile_args=warning_flags() + ["-O2", "-fvisibility=hidden"],
+                depends=HEADERS + sorted(glob.glob("src/emu/*.h")),
+            )
+        )
+    return exts
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,321 @@
+/*
+ * emu_logs.c - the transaction logs of NTDS/: closing the current log when a
+ * backup asks for its logs, and truncating after the backup.
+ *
+ * edb.log is the open log (its generation is the u32 at offset 4 of its
+ * 4096-byte header); closed logs are edbXXXXX.log (5 uppercase hex digits).
+ * Closing = what ESE does on a log switch: edb.log becomes edbXXXXX.log and a
+ * fresh edb.log of generation+1 starts, whose tmPrevGen is the old tmCreate
+ * (the chain the restore-side consistency check follows).
+ */
+#include "emu_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ntdsb_ese.h"
+
+uint32_t emu_header_checksum(const uint8_t *buf, size_t len)
+{
+    return ntdsb_ese_header_checksum(buf, len);
+}
+
+int emu_log_name_gen(const char *name, uint32_t *gen)
+{
+    uint32_t g = 0;
+    int i;
+
+    if (strlen(name) != 12 || strncmp(name, "edb", 3) != 0 || strcmp(name + 8, ".log") != 0)
+        return 0;
+    for (i = 3; i < 8; i++) {
+        char ch = name[i];
+        if (ch >= '0' && ch <= '9')
+            g = g << 4 | (uint32_t)(ch - '0');
+        else if (ch >= 'A' && ch <= 'F')
+            g = g << 4 | (uint32_t)(ch - 'A' + 10);
+        else
+            return 0;
+    }
+    *gen = g;
+    return 1;
+}
+
+static void log_name(char out[16], uint32_t gen)
+{
+    snprintf(out, 16, "edb%05X.log", (unsigned)gen);
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static int pread_full(int fd, void *buf, size_t n, off_t off)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* LOGTIME: sec, min, hour, day, month (1..12), year-1900, flags (bit0 = UTC). */
+static void logtime(uint8_t out[8], int64_t now)
+{
+    time_t t = (time_t)now;
+    struct tm tm;
+
+    memset(out, 0, 8);
+    if (!gmtime_r(&t, &tm) || tm.tm_year < 0 || tm.tm_year > 255)
+        return;
+    out[0] = (uint8_t)tm.tm_sec;
+    out[1] = (uint8_t)tm.tm_min;
+    out[2] = (uint8_t)tm.tm_hour;
+    out[3] = (uint8_t)tm.tm_mday;
+    out[4] = (uint8_t)(tm.tm_mon + 1);
+    out[5] = (uint8_t)tm.tm_year;
+    out[6] = 0x01;
+}
+
+/* Checkpoint generation from edb.chk (lgposCheckpoint.lGeneration at 16 of
+ * the first copy): 1 found, 0 no edb.chk, -1 unreadable/corrupt. */
+static int checkpoint_gen(const char *ntds, uint32_t *gen)
+{
+    char *p = emu_join(ntds, "edb.chk");
+    uint8_t b[20];
+    int fd, r;
+    int32_t g;
+
+    if (!p)
+        return -1;
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    free(p);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    r = pread_full(fd, b, sizeof b, 0);
+    close(fd);
+    if (r)
+        return -1;
+    g = (int32_t)emu_le32(b + 16);
+    if (g <= 0 || (uint32_t)g > EMU_MAX_GEN)
+        return -1;
+    *gen = (uint32_t)g;
+    return 1;
+}
+
+/* Lowest closed generation in NTDS/: 1 found, 0 none, -1 error. */
+static int lowest_closed(const char *ntds, uint32_t *gen)
+{
+    DIR *d = opendir(ntds);
+    struct dirent *e;
+    int found = 0;
+    uint32_t g;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (emu_log_name_gen(e->d_name, &g) && g > 0 && (!found || g < *gen)) {
+            *gen = g;
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static int exists(const char *ntds, uint32_t gen)
+{
+    char name[16], *p;
+    struct stat st;
+    int ok;
+
+    log_name(name, gen);
+    p = emu_join(ntds, name);
+    if (!p)
+        return -1;
+    ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    return ok;
+}
+
+/* Write the new edb.log as NTDS/edb.log.roll; 0 or an HRESULT. */
+static HRESULT write_next(const char *tmp, const uint8_t *hdr, off_t size, mode_t mode)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    size_t off = 0;
+    HRESULT hr = 0;
+
+    if (fd < 0)
+        return hrLogWriteFail;
+    while (off < EMU_LOG_HEADER) {
+        ssize_t w = write(fd, hdr + off, EMU_LOG_HEADER - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            hr = errno == ENOSPC ? hrLogDiskFull : hrLogWriteFail;
+            break;
+        }
+        off += (size_t)w;
+    }
+    /* The rest of the log: zeros, same size as the log it follows. */
+    if (!hr && ftruncate(fd, size) != 0)
+        hr = errno == ENOSPC ? hrLogDiskFull : hrLogWriteFail;
+    if (!hr && fsync(fd) != 0)
+        hr = hrLogWriteFail;
+    if (close(fd) != 0 && !hr)
+        hr = hrLogWriteFail;
+    if (hr)
+        unlink(tmp);
+    return hr;
+}
+
+HRESULT emu_logs_roll(const emu_conf *c, uint32_t *ckpt_gen, uint32_t *closed_gen)
+{
+    char *ntds = emu_join(c->dcdir, "NTDS"), *cur = NULL, *tmp = NULL, *closed = NULL;
+    uint8_t hdr[EMU_LOG_HEADER], nh[EMU_LOG_HEADER];
+    char name[16];
+    struct stat st;
+    uint32_t gen, ckpt = 0, g;
+    int fd = -1, r;
+    HRESULT hr = 0;
+
+    if (!ntds)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    cur = emu_join(ntds, "edb.log");
+    tmp = emu_join(ntds, "edb.log.roll");
+    if (!cur || !tmp) {
+        hr = ERROR_NOT_ENOUGH_MEMORY;
+        goto out;
+    }
+    fd = open(cur, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        hr = errno == ENOENT ? hrMissingLogFile : hrDiskIO;
+        goto out;
+    }
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)EMU_LOG_HEADER ||
+        pread_full(fd, hdr, sizeof hdr, 0) != 0 ||
+        emu_le32(hdr) != emu_header_checksum(hdr, sizeof hdr)) {
+        hr = hrLogFileCorrupt;
+        goto out;
+    }
+    gen = emu_le32(hdr + 4);
+    if (gen == 0 || gen > EMU_MAX_GEN) {
+        hr = hrLogFileCorrupt;
+        goto out;
+    }
+    if (gen == EMU_MAX_GEN) {
+        hr = EMU_hrLogSequenceEnd; /* no name for generation 0x100000 */
+        goto out;
+    }
+
+    /* Which generations the backup needs, checked before anything moves. */
+    r = checkpoint_gen(ntds, &ckpt);
+    if (r < 0 || (r == 1 && ckpt > gen)) {
+        hr = hrCheckpointCorrupt;
+        goto out;
+    }
+    if (r == 0) {
+        r = lowest_closed(ntds, &ckpt);
+        if (r < 0) {
+            hr = hrDiskIO;
+            goto out;
+        }
+        if (r == 0 || ckpt > gen)
+            ckpt = gen;
+    }
+    for (g = ckpt; g < gen; g++) {
+        r = exists(ntds, g);
+        if (r <= 0) {
+            hr = r < 0 ? ERROR_NOT_ENOUGH_MEMORY : hrMissingLogFile;
+            goto out;
+        }
+    }
+
+    memcpy(nh, hdr, sizeof nh);
+    emu_put_le32(nh + 4, gen + 1);
+    memcpy(nh + 24, hdr + 16, 8); /* tmPrevGen = the closed log's tmCreate */
+    logtime(nh + 16, emu_now(c));
+    emu_put_le32(nh, emu_header_checksum(nh, sizeof nh));
+
+    log_name(name, gen);
+    closed = emu_join(ntds, name);
+    if (!closed) {
+        hr = ERROR_NOT_ENOUGH_MEMORY;
+        goto out;
+    }
+    hr = write_next(tmp, nh, st.st_size, st.st_mode & 0777);
+    if (hr)
+        goto out;
+    /* link() then rename(): edb.log exists at every instant, and link fails
+     * (EEXIST) rather than overwrite a closed log of the same generation. */
+    if (link(cur, closed) != 0) {
+        int e = errno;
+        if (e == EEXIST || exists(ntds, gen) != 0 || rename(cur, closed) != 0) {
+            hr = e == EEXIST ? hrInvalidLogSequence : hrLogWriteFail;
+            unlink(tmp);
+            goto out;
+        }
+    }
+    if (rename(tmp, cur) != 0) {
+        hr = hrLogWriteFail;
+        unlink(tmp);
+        goto out;
+    }
+    fsync_dir(ntds);
+    *ckpt_gen = ckpt;
+    *closed_gen = gen;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(ntds);
+    free(cur);
+    free(tmp);
+    free(closed);
+    return hr;
+}
+
+HRESULT emu_logs_truncate(const emu_conf *c, uint32_t ckpt_gen)
+{
+    char *ntds = emu_join(c->dcdir, "NTDS");
+    DIR *d;
+    struct dirent *e;
+    HRESULT hr = 0;
+    uint32_t g;
+
+    if (!ntds)
+        return ERROR_NOT_ENOUGH_MEMORY;
+    d = opendir(ntds);
+    if (!d) {
+        free(ntds);
+        return hrDiskIO;
+    }
+    /* Only closed logs strictly below the checkpoint: recovery never needs
+     * them.  edb.log and anything from the checkpoint on stay. */
+    while ((e = readdir(d)) != NULL) {
+        if (!emu_log_name_gen(e->d_name, &g) || g >= ckpt_gen)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+            hr = hrDiskIO;
+    }
+    closedir(d);
+    fsync_dir(ntds);
+    free(ntds);
+    return hr;
+}

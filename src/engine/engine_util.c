@@ -1,0 +1,202 @@
+/*
+ * engine_util.c - small helpers of the engine: status names, configuration
+ * defaults and checks, CPU count, the chunk table, the error record, the clock.
+ */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE /* sched_getaffinity / CPU_COUNT */
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef _WIN32
+#  include <windows.h>
+#else
+#  include <sched.h>
+#  include <unistd.h>
+#endif
+
+#include <zstd.h>
+
+#include "engine_internal.h"
+
+const char *ntdsb_status_name(int status)
+{
+    switch (status) {
+    case NTDSB_OK: return "NTDSB_OK";
+    case NTDSB_E_NOMEM: return "NTDSB_E_NOMEM";
+    case NTDSB_E_PROVIDER: return "NTDSB_E_PROVIDER";
+    case NTDSB_E_ZSTD: return "NTDSB_E_ZSTD";
+    case NTDSB_E_WRITE: return "NTDSB_E_WRITE";
+    case NTDSB_E_SHORT_FILE: return "NTDSB_E_SHORT_FILE";
+    case NTDSB_E_LONG_FILE: return "NTDSB_E_LONG_FILE";
+    case NTDSB_E_CANCELLED: return "NTDSB_E_CANCELLED";
+    case NTDSB_E_THREAD: return "NTDSB_E_THREAD";
+    case NTDSB_E_CONFIG: return "NTDSB_E_CONFIG";
+    case NTDSB_E_CALLBACK: return "NTDSB_E_CALLBACK";
+    case NTDSB_E_CORRUPT: return "NTDSB_E_CORRUPT";
+    case NTDSB_E_READ: return "NTDSB_E_READ";
+    default: return "NTDSB_E_UNKNOWN";
+    }
+}
+
+uint32_t ntdsb_cpu_count(void)
+{
+    long n;
+#ifdef _WIN32
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    n = (long)si.dwNumberOfProcessors;
+#else
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+#  ifdef CPU_COUNT
+    /* A container or taskset may allow fewer CPUs than are online; more
+     * workers than usable CPUs only add context switches. */
+    {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0) {
+            long allowed = CPU_COUNT(&set);
+            if (allowed > 0 && (n < 1 || allowed < n))
+                n = allowed;
+        }
+    }
+#  endif
+#endif
+    if (n < 1)
+        n = 1;
+    if (n > (long)NTDSB_THREADS_MAX)
+        n = (long)NTDSB_THREADS_MAX;
+    return (uint32_t)n;
+}
+
+void ntdsb_backup_config_init(ntdsb_backup_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    /* 1 MiB: large enough that per-chunk costs (header, frame header, locking,
+     * wakeups) vanish and zstd -1 keeps its ratio, small enough that the ring
+     * stays a few MiB.  See the measurements in the report of
+     * tests/native/test_pipeline.c --bench. */
+    cfg->chunk_size = 1024u * 1024u;
+    cfg->ring_depth = 0; /* threads + 2 */
+    cfg->threads = ntdsb_cpu_count();
+    cfg->level = 1;
+    cfg->serial = 0;
+}
+
+int ntdsb_config_resolve(const ntdsb_backup_config *in, ntdsb_backup_config *out,
+                         ntdsb_error *err)
+{
+    if (in == NULL) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "config is NULL");
+        return NTDSB_E_CONFIG;
+    }
+    if (in->chunk_size < NTDSB_CHUNK_MIN || in->chunk_size > NTDSB_CHUNK_MAX ||
+        in->chunk_size % NTDSB_READ_GRANULE != 0) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "chunk_size %u is invalid: it must be a multiple of %u between %u and %u",
+                      in->chunk_size, NTDSB_READ_GRANULE, NTDSB_CHUNK_MIN, NTDSB_CHUNK_MAX);
+        return NTDSB_E_CONFIG;
+    }
+    if (in->threads < 1 || in->threads > NTDSB_THREADS_MAX) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "threads %u is invalid: it must be between 1 and %u", in->threads,
+                      NTDSB_THREADS_MAX);
+        return NTDSB_E_CONFIG;
+    }
+    if (in->ring_depth != 0 &&
+        (in->ring_depth < NTDSB_RING_MIN || in->ring_depth > NTDSB_RING_MAX)) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "ring_depth %u is invalid: it must be 0 (threads + 2) or between %u and %u",
+                      in->ring_depth, NTDSB_RING_MIN, NTDSB_RING_MAX);
+        return NTDSB_E_CONFIG;
+    }
+    if (in->level < ZSTD_minCLevel() || in->level > ZSTD_maxCLevel()) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "level %d is invalid: zstd accepts %d to %d", in->level, ZSTD_minCLevel(),
+                      ZSTD_maxCLevel());
+        return NTDSB_E_CONFIG;
+    }
+    *out = *in;
+    if (out->ring_depth == 0) {
+        uint32_t d = in->threads + 2u;
+        out->ring_depth = d > NTDSB_RING_MAX ? NTDSB_RING_MAX : d;
+    }
+    out->serial = in->serial ? 1 : 0;
+    return NTDSB_OK;
+}
+
+void ntdsb_chunk_table_free(ntdsb_chunk_table *t)
+{
+    if (t == NULL)
+        return;
+    free(t->entries);
+    t->entries = NULL;
+    t->count = 0;
+    t->capacity = 0;
+}
+
+void ntdsb_chunk_table_reserve(ntdsb_chunk_table *t, uint64_t n)
+{
+    ntdsb_chunk_entry *p;
+    if (n <= t->capacity || n > SIZE_MAX / sizeof *p)
+        return;
+    p = realloc(t->entries, (size_t)n * sizeof *p);
+    if (p != NULL) {
+        t->entries = p;
+        t->capacity = n;
+    }
+}
+
+int ntdsb_chunk_table_append(ntdsb_chunk_table *t, const ntdsb_chunk_entry *e)
+{
+    if (t->count == t->capacity) {
+        uint64_t cap = t->capacity ? t->capacity * 2u : 64u;
+        ntdsb_chunk_entry *p;
+        if (cap > SIZE_MAX / sizeof *p)
+            return NTDSB_E_NOMEM;
+        p = realloc(t->entries, (size_t)cap * sizeof *p);
+        if (p == NULL)
+            return NTDSB_E_NOMEM;
+        t->entries = p;
+        t->capacity = cap;
+    }
+    t->entries[t->count++] = *e;
+    return NTDSB_OK;
+}
+
+void ntdsb_err_clear(ntdsb_error *e)
+{
+    memset(e, 0, sizeof *e);
+    e->status = NTDSB_OK;
+}
+
+void ntdsb_err_set(ntdsb_error *e, int status, const char *call, uint64_t chunk_index,
+                   uint64_t offset, const char *fmt, ...)
+{
+    va_list ap;
+    if (e == NULL)
+        return;
+    ntdsb_err_clear(e);
+    e->status = status;
+    e->call = call;
+    e->chunk_index = chunk_index;
+    e->offset = offset;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+double ntdsb_now(void)
+{
+#ifdef _WIN32
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#endif
+}

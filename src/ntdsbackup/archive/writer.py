@@ -1,0 +1,108 @@
+"""Archive writer: metadata frames from Python, file chunks from the C engine,
+both into one sink, with the offsets the seek index needs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import xxhash
+import zstandard
+
+from .framing import META_MAGIC, FrameHeader, pack_index
+from .members import (
+    MANIFEST_NAME,
+    TRAILER_NAME,
+    FileRecord,
+    document_member,
+    padding,
+    tar_header,
+)
+
+
+class Sink:
+    """Where archive bytes go: a file descriptor (the engine then writes with
+    no GIL at all) or any object with write(bytes) (the engine calls back)."""
+
+    def __init__(self, *, fd: int | None = None, fileobj=None):
+        if (fd is None) == (fileobj is None):
+            raise ValueError("give exactly one of fd and fileobj")
+        self.fd = fd
+        self.fileobj = fileobj
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        if self.fd is not None:
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+        else:
+            n = self.fileobj.write(data)
+            if n is not None and n != len(data):
+                raise OSError(f"short write to the archive ({n} of {len(data)} bytes)")
+        self.offset += len(data)
+
+    def engine_write(self, data) -> None:
+        """Callback sink for the engine (called with the GIL held, in order)."""
+        n = self.fileobj.write(data)
+        if n is not None and n != len(data):
+            raise OSError(f"short write to the archive ({n} of {len(data)} bytes)")
+
+    def advance(self, n: int) -> None:
+        """Account for n bytes the engine wrote."""
+        self.offset += n
+
+    def flush(self, durable: bool = True) -> None:
+        if self.fd is not None:
+            if durable:
+                try:
+                    os.fsync(self.fd)
+                except OSError:
+                    pass  # pipes and terminals cannot be synced
+        else:
+            flush = getattr(self.fileobj, "flush", None)
+            if flush:
+                flush()
+
+
+class ArchiveWriter:
+    def __init__(self, sink: Sink, *, level: int, mtime: int):
+        self.sink = sink
+        self.mtime = mtime
+        self._cctx = zstandard.ZstdCompressor(level=level, write_checksum=True,
+                                              write_content_size=True)
+        self._meta_index = 0
+        self._index_files: list[dict] = []
+
+    def write_meta(self, raw: bytes) -> None:
+        """One metadata frame: header, then raw compressed as one zstd frame."""
+        frame = self._cctx.compress(raw)
+        hdr = FrameHeader(META_MAGIC, len(raw), len(frame), self._meta_index,
+                          xxhash.xxh3_128_digest(raw))
+        self._meta_index += 1
+        self.sink.write(hdr.pack() + frame)
+
+    def write_manifest(self, doc: dict) -> None:
+        self.write_meta(document_member(MANIFEST_NAME, doc, self.mtime))
+
+    def begin_file(self, rec: FileRecord) -> None:
+        self._index_files.append({"name": rec.name, "header_offset": self.sink.offset})
+        self.write_meta(tar_header(rec.name, rec.size, self.mtime, rec.pax()))
+        self._index_files[-1]["data_offset"] = self.sink.offset
+
+    def end_file(self, rec: FileRecord, chunk_table: list[tuple], stream_start: int) -> None:
+        """After the engine wrote the file's chunks starting at stream_start.
+        chunk_table rows: (raw_offset, raw_size, frame_size, stream_offset, hash)."""
+        entry = self._index_files[-1]
+        entry["chunks"] = [[stream_start + row[3], row[0], row[1], row[2]] for row in chunk_table]
+        pad = padding(rec.size)
+        if pad:
+            self.write_meta(bytes(pad))
+
+    def finish(self, trailer: dict) -> None:
+        """Trailer member, end-of-archive blocks, then the seek index."""
+        trailer_offset = self.sink.offset
+        self.write_meta(document_member(TRAILER_NAME, trailer, self.mtime, end_of_archive=True))
+        index = {"version": 1, "trailer_offset": trailer_offset, "files": self._index_files}
+        self.sink.write(pack_index(json.dumps(index, separators=(",", ":")).encode()))

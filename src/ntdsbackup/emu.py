@@ -1,0 +1,285 @@
+"""Emulated domain controllers: folders under an emulator root.
+
+``ROOT/<DC>/`` holds ``dc.conf`` (emuconf), ``mode`` (``online`` or ``dsrm``),
+``NTDS/`` (ntds.dit, edb.chk, edbXXXXX.log, edb.log) and, after a restore,
+``restore.state``.  The emulator library (src/emu) serves the ntdsbcli API
+over these files; this module creates and manages them.  docs/EMULATOR.md
+is the full contract.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .emuconf import DCConfig
+from .errors import DCStateError, NtdsbackupError
+from .fsutil import atomic_write_text, fsync_dir
+
+__all__ = ["default_emu_root", "emu_root", "use_emu_root", "EmulatedDC", "RestoreState"]
+
+ONLINE = "online"
+DSRM = "dsrm"
+_LOG_NAME = re.compile(r"^edb([0-9A-Fa-f]{5})\.log$")
+# Server names become folder names: no separators, no underscore (the API
+# refuses underscores), nothing that escapes the root.
+_BAD_NAME = re.compile(r"[\\/_:*?\"<>|\x00-\x1f]")
+
+
+def default_emu_root() -> Path:
+    """$XDG_DATA_HOME/ntdsbackup/emu, else ~/.local/share/ntdsbackup/emu."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return Path(base) / "ntdsbackup" / "emu"
+
+
+def emu_root(explicit: os.PathLike | str | None = None) -> Path:
+    """The emulator root: `explicit`, else $NTDSB_EMU_ROOT, else the default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("NTDSB_EMU_ROOT")
+    return Path(env) if env else default_emu_root()
+
+
+def use_emu_root(root: os.PathLike | str) -> Path:
+    """Point this process (and the emulator library it loads) at `root`."""
+    path = Path(root).resolve()
+    os.environ["NTDSB_EMU_ROOT"] = str(path)
+    return path
+
+
+def strip_server(server: str) -> str:
+    """'\\\\DC01' -> 'DC01' (leading backslashes are optional in the API)."""
+    return server.lstrip("\\")
+
+
+@dataclass
+class RestoreState:
+    """ROOT/<DC>/restore.state, written by DsRestoreRegisterW/RegisterComplete."""
+
+    state: str
+    hr: int
+    gen_low: int | None
+    gen_high: int | None
+    fields: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> RestoreState | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key != "map":
+                fields[key] = value
+
+        def num(key):
+            return int(fields[key], 0) if fields.get(key) else None
+
+        return cls(fields.get("state", "?"), num("hr") or 0, num("gen_low"), num("gen_high"),
+                   fields)
+
+
+class EmulatedDC:
+    """One emulated DC, ``root/name``."""
+
+    def __init__(self, name: str, root: os.PathLike | str | None = None):
+        name = strip_server(name)
+        if not name or _BAD_NAME.search(name) or name in (".", ".."):
+            raise ValueError(f"invalid DC name {name!r}: letters, digits and '-' only, no '_'")
+        self.name = name
+        self.root = emu_root(root)
+        self.path = self.root / name
+        self.ntds_dir = self.path / "NTDS"
+
+    # -- files ----------------------------------------------------------------
+    @property
+    def conf_path(self) -> Path:
+        return self.path / "dc.conf"
+
+    def exists(self) -> bool:
+        return self.conf_path.is_file()
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise NtdsbackupError(f"no emulated DC {self.name!r} under {self.root}")
+
+    def config(self) -> DCConfig:
+        self._require()
+        return DCConfig.load(self.conf_path)
+
+    def save_config(self, cfg: DCConfig) -> None:
+        cfg.save(self.conf_path)
+
+    @property
+    def mode(self) -> str:
+        try:
+            value = (self.path / "mode").read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return ONLINE
+        return value or ONLINE
+
+    def _set_mode(self, mode: str) -> None:
+        atomic_write_text(self.path / "mode", mode + "\n")
+
+    def restore_state(self) -> RestoreState | None:
+        return RestoreState.load(self.path / "restore.state")
+
+    # -- life cycle -------------------------------------------------------------
+    def create(self, size: int, *, page_size: int = 8192, seed: int = 0,
+               from_file: os.PathLike | str | None = None, domain: str = "CORP",
+               tombstone_days: int = 180, log_size: int | None = None,
+               log_count: int | None = None, force: bool = False) -> None:
+        """Write the DC's folder: dc.conf, mode=online and NTDS/ with real ESE files."""
+        from . import dcdata
+
+        if self.path.exists():
+            if not force:
+                raise NtdsbackupError(f"{self.path} already exists (use --force to replace it)")
+            shutil.rmtree(self.path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{self.name}.creating{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        (staging / "NTDS").mkdir(parents=True)
+        try:
+            kwargs = {}
+            if log_size is not None:
+                kwargs["log_size"] = log_size
+            if log_count is not None:
+                kwargs["log_count"] = log_count
+            if from_file is not None:
+                dcdata.create_from_file(staging / "NTDS", Path(from_file), **kwargs)
+            else:
+                dcdata.create_ntds(staging / "NTDS", size, page_size=page_size, seed=seed,
+                                   **kwargs)
+            DCConfig(name=self.name, domain=domain, tombstone_days=tombstone_days).save(
+                staging / "dc.conf")
+            atomic_write_text(staging / "mode", ONLINE + "\n")
+            os.replace(staging, self.path)
+            fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def stop(self) -> None:
+        """Reboot into Directory Services Restore Mode (the DS stops)."""
+        self._require()
+        self._set_mode(DSRM)
+
+    def start(self) -> dict:
+        """Boot normally.  After a registered restore, run the consistency check
+        a real DC runs first; on failure stay in DSRM and raise DCStateError."""
+        from . import dcdata
+
+        self._require()
+        if self.mode == ONLINE:
+            return {"mode": ONLINE, "checked": False}
+        rs = self.restore_state()
+        if rs is None:
+            self._set_mode(ONLINE)
+            return {"mode": ONLINE, "checked": False}
+        if rs.state != "complete":
+            raise DCStateError(
+                f"{self.name}: a restore was registered but never completed "
+                "(DsRestoreRegisterComplete was not called); the directory service "
+                "will not start. Run the restore again.")
+        if rs.hr != 0:
+            from .errors import format_hresult
+
+            raise DCStateError(
+                f"{self.name}: the last restore reported failure {format_hresult(rs.hr)}; "
+                "the directory service will not start until a valid database is restored.")
+        report = dcdata.check_consistency(self.ntds_dir, gen_low=rs.gen_low,
+                                          gen_high=rs.gen_high)
+        if not report.ok:
+            problems = "\n  ".join(report.problems[:20])
+            raise DCStateError(
+                f"{self.name}: consistency check failed; staying in DSRM:\n  {problems}")
+        # The restore is consumed: keep its record for the operator, then boot.
+        done = self.path / "restore.state"
+        os.replace(done, self.path / f"restore.done.{int(time.time())}")
+        fsync_dir(self.path)
+        self._set_mode(ONLINE)
+        return {"mode": ONLINE, "checked": True, "report": report}
+
+    def activity(self, fraction: float, seed: int | None = None) -> dict:
+        """Simulate a running DC: rewrite `fraction` of the pages, add log generations."""
+        from . import dcdata
+
+        self._require()
+        if self.mode != ONLINE:
+            raise DCStateError(f"{self.name} is in DSRM: only a running DC has activity")
+        if not 0 < fraction <= 1:
+            raise ValueError("the fraction of pages must be in (0, 1]")
+        return dcdata.activity(self.ntds_dir, fraction,
+                               seed if seed is not None else int(time.time()))
+
+    # -- reporting --------------------------------------------------------------
+    def log_generations(self) -> list[int]:
+        gens = []
+        for entry in os.listdir(self.ntds_dir):
+            m = _LOG_NAME.match(entry)
+            if m:
+                gens.append(int(m.group(1), 16))
+        return sorted(gens)
+
+    def status(self) -> dict:
+        from . import dcdata
+
+        cfg = self.config()
+        rs = self.restore_state()
+        dit = self.ntds_dir / "ntds.dit"
+        out = {
+            "name": self.name,
+            "path": str(self.path),
+            "mode": self.mode,
+            "online": self.mode == ONLINE,
+            "domain": cfg.domain,
+            "tombstone_days": cfg.tombstone_days,
+            "clock_offset": cfg.clock_offset,
+            "accounts": [f"{a.domain}\\{a.user}" for a in cfg.accounts],
+            "default_privileges": list(cfg.default_privileges),
+            "faults": dict(cfg.faults),
+            "restore": None if rs is None else {"state": rs.state, "hr": rs.hr,
+                                                 "gen_low": rs.gen_low,
+                                                 "gen_high": rs.gen_high},
+            "database": dcdata.describe(self.ntds_dir) if dit.exists() else None,
+        }
+        return out
+
+
+def status_text(st: dict) -> str:
+    """A readable rendering of EmulatedDC.status()."""
+    from .fsutil import format_size
+
+    mode = "online (directory service running)" if st["online"] else \
+        "DSRM (directory service stopped, restore mode)"
+    lines = [f"DC {st['name']}  {mode}", f"  folder      {st['path']}",
+             f"  domain      {st['domain']}   tombstone lifetime {st['tombstone_days']} days"]
+    db = st.get("database")
+    if db:
+        lines.append(f"  ntds.dit    {format_size(db['size'])}, {db['page_size']}-byte pages, "
+                     f"{db['pages']} pages, dbstate {db['dbstate_name']}")
+        lines.append(f"  logs        generations {db['log_low']}..{db['log_high']} closed, "
+                     f"current {db['log_current']}, checkpoint at {db['checkpoint_gen']}")
+    else:
+        lines.append("  ntds.dit    missing")
+    if st["accounts"]:
+        lines.append(f"  accounts    {', '.join(st['accounts'])}")
+    if st["faults"]:
+        lines.append("  faults      " + ", ".join(f"{k}={v}" for k, v in st["faults"].items()))
+    if st["clock_offset"]:
+        lines.append(f"  clock       offset {st['clock_offset']} s")
+    rs = st.get("restore")
+    if rs:
+        lines.append(f"  restore     {rs['state']} (hr 0x{rs['hr']:08X}), "
+                     f"logs {rs['gen_low']}..{rs['gen_high']}")
+    return "\n".join(lines)
+
