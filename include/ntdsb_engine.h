@@ -211,8 +211,8 @@ int ntdsb_chunk_header_decode(const uint8_t *buf, size_t len, ntdsb_chunk_header
  * stats, file_hash and table may be NULL.  *table is overwritten (not
  * appended to); on failure it keeps the entries of the chunks the sink did
  * receive, so the caller calls ntdsb_chunk_table_free() on every path (safe
- * on an empty table).  err may be NULL.  Engine threads block all signals, so
- * SIGINT reaches the calling thread.  A DsBackupRead in progress cannot be
+ * on an empty table).  err may be NULL.  Engine threads block asynchronous
+ * signals, so SIGINT reaches the calling thread.  A DsBackupRead in progress cannot be
  * interrupted: cancelling or a failure waits for it to return.
  *
  * On return: *stats filled, file_hash = XXH3-128 of the whole file (computed

@@ -10,5 +10,6 @@ through ntdsbackup.errors.  Each part lives in its own include file.
 import os
 
 include "pyx/abi.pxi"
+include "pyx/engine.pxi"
 include "pyx/provider.pxi"
 include "pyx/ese.pxi"

@@ -21,7 +21,7 @@ PAGE_BAD_PGNO = -2
 
 
 def _words(buf: bytes) -> tuple[int, ...]:
-    return struct.unpack("<%dI" % (len(buf) // 4), bytes(buf[: len(buf) // 4 * 4]))
+    return struct.unpack(f"<{len(buf) // 4}I", bytes(buf[: len(buf) // 4 * 4]))
 
 
 def parity(v: int) -> int:

@@ -146,7 +146,7 @@ def test_get_backup_logs_closes_the_current_log(provider, dc):
 def test_truncate_deletes_generations_below_the_checkpoint(provider, dc):
     from ntdsbackup import dcdata
 
-    ckpt = dcdata.checkpoint_generation(dc.ntds_dir)
+    ckpt = dcdata.describe(dc.ntds_dir)["checkpoint_gen"]
     assert any(g < ckpt for g in dc.log_generations())
     with provider.backup_prepare("DC01") as ctx:
         with pytest.raises(errors.HResultError) as e:

@@ -602,10 +602,17 @@ static void run_threaded(pipeline *p)
 #ifndef _WIN32
     sigset_t all, old;
 
-    /* Threads inherit the creator's mask: block every signal while creating
-     * them so that SIGINT and friends are delivered to the calling thread
-     * (where Python's handler and the cancel hook live), never to a worker. */
+    /* Threads inherit the creator's mask: block the asynchronous signals while
+     * creating them so that SIGINT and friends go to the calling thread (where
+     * Python's handler and the cancel hook live), never to an engine thread.
+     * Faults stay unblocked so a crash still reaches faulthandler / ASan. */
     sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGTRAP);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 #endif
     for (i = 0; i < p->nworkers && rc == 0; i++) {

@@ -89,7 +89,10 @@ static void put_rand(wr_t *w, rng_t *r, size_t n)
 {
     while (n >= 8) {
         uint64_t v = rnd(r);
-        memcpy(w->p, &v, 8); /* byte order is irrelevant for noise */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v); /* same bytes on every host */
+#endif
+        memcpy(w->p, &v, 8);
         w->p += 8;
         n -= 8;
     }

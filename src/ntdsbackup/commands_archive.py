@@ -1,11 +1,178 @@
-"""backup, verify, ls, extract, restore and bench subcommands."""
+"""backup, verify, ls and extract subcommands."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
+
+from .fsutil import format_size, parse_size
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _identity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", help="DOMAIN\\user for DsSetAuthIdentity (password from "
+                                  "$NTDSB_PASSWORD or a prompt); default: the process identity")
+
 
 def add_parsers(sub, common) -> None:
-    """Registers the archive subcommands (none yet in this version)."""
+    p = sub.add_parser("backup", parents=[common], help="back up a DC to an archive")
+    p.add_argument("--server", required=True, help="the DC, e.g. DC01 or \\\\DC01")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="archive to write (*.tar.zst), or - for standard output")
+    p.add_argument("--level", type=int, default=1, help="zstd level (default 1)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="hash/compress threads (default: CPU count)")
+    p.add_argument("--chunk-size", type=_size, default=1 << 20, metavar="SIZE",
+                   help="bytes per chunk and per DsBackupRead: a multiple of 8KiB, at least "
+                        "24KiB (default 1MiB)")
+    p.add_argument("--ring", type=int, default=0, metavar="N",
+                   help="buffers in the read ring (default threads + 2)")
+    p.add_argument("--no-truncate", action="store_true",
+                   help="skip DsBackupTruncateLogs after the backup")
+    p.add_argument("--json", action="store_true",
+                   help="JSON-lines progress and a final JSON summary")
+    _identity_args(p)
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="verify every frame, file hash and the trailer of an archive")
+    p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ls", parents=[common], help="show an archive's manifest and files")
+    p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("extract", parents=[common],
+                       help="write the backed-up files to a folder (no DC involved)")
+    p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("directory")
+    p.add_argument("--json", action="store_true")
 
 
 def dispatch(args) -> int:
-    raise SystemExit(f"ntdsbackup: unknown command {args.command!r}")
+    return {"backup": cmd_backup, "verify": cmd_verify, "ls": cmd_ls,
+            "extract": cmd_extract}[args.command](args)
+
+
+def _identity(args):
+    if not getattr(args, "user", None):
+        return None
+    from .backup import Identity
+    from .commands import _read_password
+
+    domain, sep, user = args.user.partition("\\")
+    if not sep:
+        raise ValueError("give --user as DOMAIN\\user")
+    return Identity(user, domain, _read_password(f"password for {args.user}: "))
+
+
+def _progress_for(args, to_stdout: bool):
+    from .progress import Progress
+
+    # With the archive on stdout, JSON lines go to stderr.
+    if args.json:
+        return Progress("json", sys.stderr if to_stdout else sys.stdout)
+    return Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
+
+
+def cmd_backup(args) -> int:
+    from .backup import backup
+
+    to_stdout = args.output == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise ValueError("refusing to write a binary archive to a terminal; use -o FILE "
+                         "or redirect standard output")
+    progress = _progress_for(args, to_stdout)
+    summary = backup(args.server, args.output, identity=_identity(args), level=args.level,
+                     threads=args.threads, chunk_size=args.chunk_size, ring_depth=args.ring,
+                     truncate=not args.no_truncate, progress=progress)
+    if args.json:
+        progress.emit_json({"event": "summary", **summary.as_dict()})
+    else:
+        out = sys.stderr if to_stdout else sys.stdout
+        print(f"backed up {summary.server}: {len(summary.files)} files, "
+              f"{format_size(summary.bytes_read)} -> {format_size(summary.bytes_written)} "
+              f"(ratio {summary.ratio:.2f}) in {summary.seconds:.1f} s, "
+              f"{summary.mb_per_s:.0f} MB/s", file=out)
+        gens = summary.log_generations
+        if gens:
+            print(f"log generations {gens['low']}..{gens['high']}; logs "
+                  + ("truncated" if summary.truncated else
+                     f"NOT truncated ({summary.truncate_error or '--no-truncate'})"), file=out)
+        print(f"archive: {summary.archive}", file=out)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    import time
+
+    from .archive import verify
+
+    t0 = time.monotonic()
+    report = verify(args.archive)
+    seconds = time.monotonic() - t0
+    result = {"event": "verified", "ok": True, "files": len(report.files),
+              "raw_bytes": report.raw_bytes, "archive_bytes": report.archive_bytes,
+              "chunk_frames": report.chunk_frames, "seconds": round(seconds, 3),
+              "mb_per_s": round(report.raw_bytes / max(seconds, 1e-9) / 1e6, 1),
+              "server": report.manifest.get("server")}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"OK: {result['files']} files, {format_size(report.raw_bytes)} in "
+              f"{report.chunk_frames} chunks verified ({result['mb_per_s']:.0f} MB/s); "
+              f"every chunk hash, file hash and the trailer match")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from .archive import describe
+
+    info = describe(args.archive)
+    if args.json:
+        print(json.dumps(info, default=str))
+        return 0
+    m, t = info["manifest"], info["trailer"]
+    print(f"server   {m.get('server')}   created {m.get('created')}   type "
+          f"{m.get('backup_type')}   tool {m.get('tool')}")
+    print(f"format   v{m.get('version')}, zstd level {m.get('compression', {}).get('level')}, "
+          f"chunks of {format_size(m.get('chunk_size', 0))}, {m.get('hash')}")
+    gens = t.get("log_generations") or {}
+    if gens:
+        print(f"logs     generations {gens.get('low')}..{gens.get('high')}")
+    print(f"{'type':<18} {'size':>12} {'stored':>12} {'ratio':>6}  name")
+    total_raw = total_stored = 0
+    for f in t.get("files", []):
+        raw, stored = f.get("size") or 0, f.get("compressed") or 0
+        total_raw += raw
+        total_stored += stored
+        ratio = raw / stored if stored else 0
+        print(f"{f.get('bft_name', '?'):<18} {format_size(raw):>12} {format_size(stored):>12} "
+              f"{ratio:6.2f}  {f.get('name')}")
+    ratio = total_raw / total_stored if total_stored else 0
+    print(f"{'total':<18} {format_size(total_raw):>12} {format_size(info['archive_bytes']):>12}"
+          f" {ratio:6.2f}  ({'verified' if info['verified'] else 'from the seek index'})")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    from .archive import extract
+
+    report = extract(args.archive, args.directory)
+    if args.json:
+        print(json.dumps({"event": "extracted", "directory": os.fspath(args.directory),
+                          "files": [f.name for f in report.files],
+                          "raw_bytes": report.raw_bytes}))
+    else:
+        for f in report.files:
+            print(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}")
+        print(f"extracted {len(report.files)} files to {args.directory}, all verified")
+    return 0

@@ -83,7 +83,9 @@ def default_log_size(db_size: int) -> int:
 
 def _check_log_size(log_size: int) -> int:
     if log_size % LOG_SECTOR or log_size < 2 * LOG_SECTOR:
-        raise ValueError(f"log size must be a multiple of {LOG_SECTOR} and at least {2 * LOG_SECTOR}")
+        raise ValueError(
+            f"log size must be a multiple of {LOG_SECTOR} and at least {2 * LOG_SECTOR}"
+        )
     if log_size // LOG_SECTOR > 0xFFFF:
         raise ValueError("log size must be below 256 MiB (csecLGFile and LGPOS.isec are 16-bit)")
     return log_size
@@ -117,7 +119,9 @@ def _write_log_file(path: Path, hdr: LogHeader, seed: int, filled: int | None = 
             while done < filled:
                 n = min(per, filled - done)
                 mv = memoryview(buf)[: n * hdr.cb_sec]
-                c.ese_generate_log_segments(mv, hdr.cb_sec, hdr.csec_header + done, hdr.generation, seed, lt)
+                c.ese_generate_log_segments(
+                    mv, hdr.cb_sec, hdr.csec_header + done, hdr.generation, seed, lt
+                )
                 f.write(mv)
                 done += n
             f.truncate(hdr.csec_lgfile * hdr.cb_sec)
@@ -138,16 +142,41 @@ def _write_header_pair(fd: int, hdr: DbHeader) -> None:
     os.fsync(fd)
 
 
-def _log_header(gen: int, sign_log: Signature, tm_create: LogTime, tm_prev: LogTime, log_size: int,
-                page_size: int, ckpt: LgPos) -> LogHeader:
-    return LogHeader(generation=gen, sign_log=sign_log, tm_create=tm_create, tm_prev_gen=tm_prev,
-                     cb_sec=LOG_SECTOR, csec_header=1, csec_lgfile=log_size // LOG_SECTOR,
-                     cb_page_size=page_size, lgpos_checkpoint=ckpt)
+def _log_header(
+    gen: int,
+    sign_log: Signature,
+    tm_create: LogTime,
+    tm_prev: LogTime,
+    log_size: int,
+    page_size: int,
+    ckpt: LgPos,
+) -> LogHeader:
+    return LogHeader(
+        generation=gen,
+        sign_log=sign_log,
+        tm_create=tm_create,
+        tm_prev_gen=tm_prev,
+        cb_sec=LOG_SECTOR,
+        csec_header=1,
+        csec_lgfile=log_size // LOG_SECTOR,
+        cb_page_size=page_size,
+        lgpos_checkpoint=ckpt,
+    )
 
 
-def _write_logs(ntds: Path, *, gens: range, current: int, sign_log: Signature, t_first: _dt.datetime,
-                log_size: int, page_size: int, ckpt_gen: int, seed: int,
-                tm_before: LogTime | None = None) -> LogTime:
+def _write_logs(
+    ntds: Path,
+    *,
+    gens: range,
+    current: int,
+    sign_log: Signature,
+    t_first: _dt.datetime,
+    log_size: int,
+    page_size: int,
+    ckpt_gen: int,
+    seed: int,
+    tm_before: LogTime | None = None,
+) -> LogTime:
     """Closed logs for `gens`, then edb.log for `current` (a third filled).
     Generation g is created at t_first + (g - gens.start) * LOG_INTERVAL.
     Returns the current log's tmCreate."""
@@ -168,13 +197,15 @@ def _write_logs(ntds: Path, *, gens: range, current: int, sign_log: Signature, t
 
 
 def _write_checkpoint(ntds: Path, gen: int, sign_log: Signature) -> None:
-    cp = Checkpoint(lgpos_checkpoint=LgPos(gen, 1, 0), sign_log=sign_log,
-                    lgpos_db_consistency=LgPos(gen, 1, 0))
+    cp = Checkpoint(
+        lgpos_checkpoint=LgPos(gen, 1, 0), sign_log=sign_log, lgpos_db_consistency=LgPos(gen, 1, 0)
+    )
     atomic_write_bytes(ntds / CHECKPOINT_NAME, ese.build_checkpoint(cp))
 
 
-def _generate_into(fd: int, page_size: int, first_pgno: int, count: int, seed: int, dbtime: int,
-                   buf: bytearray) -> None:
+def _generate_into(
+    fd: int, page_size: int, first_pgno: int, count: int, seed: int, dbtime: int, buf: bytearray
+) -> None:
     """Generate pages first_pgno.. and write them at their file offsets."""
     c = _c()
     per = len(buf) // page_size
@@ -190,9 +221,15 @@ def _generate_into(fd: int, page_size: int, first_pgno: int, count: int, seed: i
 # ----------------------------------------------------------------- create
 
 
-def create_ntds(ntds_dir, size_bytes: int, page_size: int = 8192, seed: int = 0,
-                log_size: int | None = None, log_count: int = DEFAULT_LOG_COUNT,
-                created: _dt.datetime | None = None) -> dict:
+def create_ntds(
+    ntds_dir,
+    size_bytes: int,
+    page_size: int = 8192,
+    seed: int = 0,
+    log_size: int | None = None,
+    log_count: int = DEFAULT_LOG_COUNT,
+    created: _dt.datetime | None = None,
+) -> dict:
     """Write a live DC's NTDS files into ntds_dir (created if missing).
 
     ntds.dit: header + shadow + generated pages 1..N (N = size_bytes //
@@ -218,24 +255,44 @@ def create_ntds(ntds_dir, size_bytes: int, page_size: int = 8192, seed: int = 0,
     ntds.mkdir(parents=True, exist_ok=True)
     if created is None:
         created = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(
-            seconds=_derive(seed, "created") % (365 * 86400))
+            seconds=_derive(seed, "created") % (365 * 86400)
+        )
     t0 = LogTime.from_datetime(created)
     sign_db = Signature(_derive(seed, "signDb"), t0)
-    sign_log = Signature(_derive(seed, "signLog"), LogTime.from_datetime(created + _dt.timedelta(seconds=1)))
+    sign_log = Signature(
+        _derive(seed, "signLog"), LogTime.from_datetime(created + _dt.timedelta(seconds=1))
+    )
     current = log_count + 1
     ckpt_gen = max(1, current - 2)
     dbtime = 0x400000 + current * 0x10000
 
     t_first = created + _dt.timedelta(seconds=2)
-    tm_current = _write_logs(ntds, gens=range(1, current), current=current, sign_log=sign_log,
-                             t_first=t_first, log_size=log_size, page_size=page_size,
-                             ckpt_gen=ckpt_gen, seed=_seed64(seed))
+    tm_current = _write_logs(
+        ntds,
+        gens=range(1, current),
+        current=current,
+        sign_log=sign_log,
+        t_first=t_first,
+        log_size=log_size,
+        page_size=page_size,
+        ckpt_gen=ckpt_gen,
+        seed=_seed64(seed),
+    )
 
-    hdr = DbHeader(page_size=page_size, dbstate=ese.DBSTATE_DIRTY_SHUTDOWN, dbtime_dirtied=dbtime,
-                   sign_db=sign_db, sign_log=sign_log, logtime_attach=t0, lgpos_attach=LgPos(1, 1, 0),
-                   objid_last=100 + (npages >> 9) + 1, gen_min_required=ckpt_gen,
-                   gen_max_required=current, gen_max_committed=current,
-                   logtime_gen_max_create=tm_current)
+    hdr = DbHeader(
+        page_size=page_size,
+        dbstate=ese.DBSTATE_DIRTY_SHUTDOWN,
+        dbtime_dirtied=dbtime,
+        sign_db=sign_db,
+        sign_log=sign_log,
+        logtime_attach=t0,
+        lgpos_attach=LgPos(1, 1, 0),
+        objid_last=100 + (npages >> 9) + 1,
+        gen_min_required=ckpt_gen,
+        gen_max_required=current,
+        gen_max_committed=current,
+        logtime_gen_max_create=tm_current,
+    )
     tmp = ntds / f".{DIT_NAME}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -258,8 +315,13 @@ def create_ntds(ntds_dir, size_bytes: int, page_size: int = 8192, seed: int = 0,
     return describe(ntds)
 
 
-def create_from_file(ntds_dir, dit_path, log_size: int | None = None,
-                     log_count: int = DEFAULT_LOG_COUNT, seed: int | None = None) -> dict:
+def create_from_file(
+    ntds_dir,
+    dit_path,
+    log_size: int | None = None,
+    log_count: int = DEFAULT_LOG_COUNT,
+    seed: int | None = None,
+) -> dict:
     """Build a DC around an existing database (e.g. an IFM copy of ntds.dit).
 
     The header (or its shadow) must be valid.  The file is copied as is;
@@ -277,7 +339,9 @@ def create_from_file(ntds_dir, dit_path, log_size: int | None = None,
     h = pair.header
     size = src.stat().st_size
     if size % h.page_size or size < 3 * h.page_size:
-        raise ese.EseFormatError(f"{src}: size {size} is not 3 or more pages of {h.page_size} bytes")
+        raise ese.EseFormatError(
+            f"{src}: size {size} is not 3 or more pages of {h.page_size} bytes"
+        )
     log_size = _check_log_size(log_size if log_size is not None else default_log_size(size))
     if seed is None:
         seed = h.sign_log.random
@@ -293,9 +357,17 @@ def create_from_file(ntds_dir, dit_path, log_size: int | None = None,
     start = h.sign_log.created.to_datetime() or _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
     if start.tzinfo is None:
         start = start.replace(tzinfo=_dt.timezone.utc)
-    _write_logs(ntds, gens=range(first, current), current=current, sign_log=h.sign_log,
-                t_first=start + _dt.timedelta(seconds=2), log_size=log_size, page_size=h.page_size,
-                ckpt_gen=lo, seed=_seed64(seed))
+    _write_logs(
+        ntds,
+        gens=range(first, current),
+        current=current,
+        sign_log=h.sign_log,
+        t_first=start + _dt.timedelta(seconds=2),
+        log_size=log_size,
+        page_size=h.page_size,
+        ckpt_gen=lo,
+        seed=_seed64(seed),
+    )
 
     tmp = ntds / f".{DIT_NAME}.tmp{os.getpid()}"
     try:
@@ -405,7 +477,9 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
     npages = (ntds / DIT_NAME).stat().st_size // ps - 2
     k = min(npages, max(1, round(fraction * npages)))
     rng = random.Random(seed)
-    pages = list(range(1, npages + 1)) if k == npages else sorted(rng.sample(range(1, npages + 1), k))
+    pages = (
+        list(range(1, npages + 1)) if k == npages else sorted(rng.sample(range(1, npages + 1), k))
+    )
     dbtime = h.dbtime_dirtied + 0x10000 + k
 
     # --- logs: close the current one, add generations
@@ -429,11 +503,22 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
         tm_top = top.tm_create if top else LogTime(utc=False)
         t_top = tm_top.to_datetime() or _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
         g0 = top.generation + 1 if top else max(1, h.gen_max_required)
-        lh = _log_header(g0, sign_log, LogTime.from_datetime(t_top + LOG_INTERVAL), tm_top, log_size, ps,
-                         LgPos(max(1, g0 - 2), 1, 0))
+        lh = _log_header(
+            g0,
+            sign_log,
+            LogTime.from_datetime(t_top + LOG_INTERVAL),
+            tm_top,
+            log_size,
+            ps,
+            LgPos(max(1, g0 - 2), 1, 0),
+        )
         _write_log_file(cur_path, lh, _seed64(_derive(seed, "logs", 64)), filled=1)
         cur_hdr = lh
-    gen, log_size, tm_prev = cur_hdr.generation, cur_hdr.csec_lgfile * cur_hdr.cb_sec, cur_hdr.tm_create
+    gen, log_size, tm_prev = (
+        cur_hdr.generation,
+        cur_hdr.csec_lgfile * cur_hdr.cb_sec,
+        cur_hdr.tm_create,
+    )
     if new_generations is None:
         new_generations = max(1, min(64, round(k * ps / log_size)))
     if new_generations < 1:
@@ -451,8 +536,14 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
         used = _used_segments(fd, cur_hdr)
         if used < nseg:
             buf = bytearray((nseg - used) * cur_hdr.cb_sec)
-            _c().ese_generate_log_segments(buf, cur_hdr.cb_sec, cur_hdr.csec_header + used,
-                                           cur_hdr.generation, lseed, cur_hdr.tm_create.pack())
+            _c().ese_generate_log_segments(
+                buf,
+                cur_hdr.cb_sec,
+                cur_hdr.csec_header + used,
+                cur_hdr.generation,
+                lseed,
+                cur_hdr.tm_create.pack(),
+            )
             _fsync_write_all(fd, buf, (cur_hdr.csec_header + used) * cur_hdr.cb_sec)
             os.fsync(fd)
     finally:
@@ -574,10 +665,12 @@ class ConsistencyReport:
     def summary_text(self) -> str:
         gens = self.log_generations
         span = f"{gens[0]}..{gens[-1]}" if gens else "none"
-        text = (f"{self.pages_ok + self.pages_old} pages valid ({self.pages_old} old format), "
-                f"{self.pages_uninit} empty, {self.pages_bad} bad; {self.logs_checked} logs "
-                f"(generations {span}), {self.segments_ok} log segments valid, "
-                f"{self.segments_bad} bad")
+        text = (
+            f"{self.pages_ok + self.pages_old} pages valid ({self.pages_old} old format), "
+            f"{self.pages_uninit} empty, {self.pages_bad} bad; {self.logs_checked} logs "
+            f"(generations {span}), {self.segments_ok} log segments valid, "
+            f"{self.segments_bad} bad"
+        )
         if self.problems:
             text += f"; {len(self.problems)} problem(s): " + "; ".join(self.problems[:5])
         return text
@@ -615,7 +708,11 @@ def _check_pages(path: Path, f, ps: int, npages: int, h: DbHeader, rep: Consiste
                     continue
                 rep.pages_bad += 1
                 if listed < MAX_LISTED:
-                    why = "page number at offset 64 differs" if r == c.ESE_PAGE_BAD_PGNO else "bad checksum"
+                    why = (
+                        "page number at offset 64 differs"
+                        if r == c.ESE_PAGE_BAD_PGNO
+                        else "bad checksum"
+                    )
                     rep.problem(f"{path.name}: page {pgno}: {why}")
                     rep.bad_pages.append(pgno)
                     listed += 1
@@ -634,8 +731,12 @@ def _accept_trailer(page, h: DbHeader, rep: ConsistencyReport) -> bool:
     return True
 
 
-def _check_log(path: Path, expect_gen: int | None, sign_log: Signature | None, rep: ConsistencyReport,
-               ) -> LogHeader | None:
+def _check_log(
+    path: Path,
+    expect_gen: int | None,
+    sign_log: Signature | None,
+    rep: ConsistencyReport,
+) -> LogHeader | None:
     lh, probs, size = _read_log_header(path)
     for p in probs:
         rep.problem(f"{path.name}: {p}")
@@ -647,7 +748,9 @@ def _check_log(path: Path, expect_gen: int | None, sign_log: Signature | None, r
     if sign_log is not None and lh.sign_log != sign_log:
         rep.problem(f"{path.name}: generation {lh.generation}: signLog differs from the database's")
     if lh.cb_sec not in (512, 1024, 2048, 4096, 8192) or lh.csec_header < 1:
-        rep.problem(f"{path.name}: implausible geometry cbSec {lh.cb_sec}, csecHeader {lh.csec_header}")
+        rep.problem(
+            f"{path.name}: implausible geometry cbSec {lh.cb_sec}, csecHeader {lh.csec_header}"
+        )
         return lh
     if size != lh.csec_lgfile * lh.cb_sec:
         rep.problem(f"{path.name}: size {size} != csecLGFile {lh.csec_lgfile} * cbSec {lh.cb_sec}")
@@ -687,8 +790,36 @@ def _check_segments(path: Path, lh: LogHeader, rep: ConsistencyReport) -> None:
             listed += 1
 
 
-def check_consistency(ntds_dir, gen_low: int | None = None, gen_high: int | None = None
-                      ) -> ConsistencyReport:
+def _check_dit(dit: Path, rep: ConsistencyReport) -> DbHeader | None:
+    """Header pair and every page of the database; returns the header used."""
+    try:
+        f = open(dit, "rb")  # noqa: SIM115 - closed by the with below; open errors reported
+    except OSError as e:
+        rep.problem(f"{DIT_NAME}: cannot open: {e.strerror}")
+        return None
+    with f:
+        pair = ese.read_db_header_pair(f.read(2 * 32768))
+        rep.warnings += [f"{DIT_NAME}: {w}" for w in pair.warnings]
+        for p in pair.problems:
+            rep.problem(f"{DIT_NAME}: {p}")
+        h = pair.header
+        rep.header_used = pair.used
+        if h is None:
+            return None
+        ps = h.page_size
+        rep.page_size, rep.dbstate = ps, h.dbstate
+        size = os.fstat(f.fileno()).st_size
+        if size % ps:
+            rep.problem(f"{DIT_NAME}: size {size} is not a multiple of the page size {ps}")
+        npages = size // ps - 2
+        if npages > 0:
+            _check_pages(dit, f, ps, npages, h, rep)
+    return h
+
+
+def check_consistency(
+    ntds_dir, gen_low: int | None = None, gen_high: int | None = None
+) -> ConsistencyReport:
     """What a DC checks when it starts after a restore (docs/ESE.md, reference 8).
 
     Database header + shadow, every page checksum, every log header and v8
@@ -701,29 +832,7 @@ def check_consistency(ntds_dir, gen_low: int | None = None, gen_high: int | None
     ntds = Path(ntds_dir)
     rep = ConsistencyReport()
     dit = ntds / DIT_NAME
-    h: DbHeader | None = None
-    try:
-        f = open(dit, "rb")
-    except OSError as e:
-        rep.problem(f"{DIT_NAME}: cannot open: {e.strerror}")
-        f = None
-    if f is not None:
-        with f:
-            pair = ese.read_db_header_pair(f.read(2 * 32768))
-            rep.warnings += [f"{DIT_NAME}: {w}" for w in pair.warnings]
-            for p in pair.problems:
-                rep.problem(f"{DIT_NAME}: {p}")
-            h = pair.header
-            rep.header_used = pair.used
-            if h is not None:
-                ps = h.page_size
-                rep.page_size, rep.dbstate = ps, h.dbstate
-                size = os.fstat(f.fileno()).st_size
-                if size % ps:
-                    rep.problem(f"{DIT_NAME}: size {size} is not a multiple of the page size {ps}")
-                npages = size // ps - 2
-                if npages > 0:
-                    _check_pages(dit, f, ps, npages, h, rep)
+    h = _check_dit(dit, rep)
     sign_log = h.sign_log if h is not None else None
 
     # --- logs
@@ -740,21 +849,29 @@ def check_consistency(ntds_dir, gen_low: int | None = None, gen_high: int | None
             top = max(closed) if closed else None
             if top is not None and lh.generation == top:
                 # between link() and rename() of a log roll: the same log twice
-                rep.warnings.append(f"{CURRENT_LOG}: same generation as {closed[top]} (interrupted roll)")
+                rep.warnings.append(
+                    f"{CURRENT_LOG}: same generation as {closed[top]} (interrupted roll)"
+                )
             elif top is not None and lh.generation != top + 1:
-                rep.problem(f"{CURRENT_LOG}: generation {lh.generation} does not follow the highest "
-                            f"closed log {top}")
+                rep.problem(
+                    f"{CURRENT_LOG}: generation {lh.generation} does not follow the highest "
+                    f"closed log {top}"
+                )
             else:
                 headers[lh.generation] = lh
     gens = sorted(headers)
     rep.log_generations = gens
     for a, b in zip(gens, gens[1:]):
         if b != a + 1:
-            rep.problem(f"log generations {a + 1}..{b - 1} missing between {log_name(a)} and "
-                        f"{log_name(b) if b in closed else CURRENT_LOG}")
+            rep.problem(
+                f"log generations {a + 1}..{b - 1} missing between {log_name(a)} and "
+                f"{log_name(b) if b in closed else CURRENT_LOG}"
+            )
         elif headers[b].tm_prev_gen != headers[a].tm_create:
-            rep.problem(f"{log_name(b) if b in closed else CURRENT_LOG}: generation {b}: tmPrevGen "
-                        f"does not equal tmCreate of generation {a} (broken log chain)")
+            rep.problem(
+                f"{log_name(b) if b in closed else CURRENT_LOG}: generation {b}: tmPrevGen "
+                f"does not equal tmCreate of generation {a} (broken log chain)"
+            )
 
     # --- required generations
     def require(lo: int, hi: int, why: str) -> None:
@@ -774,7 +891,9 @@ def check_consistency(ntds_dir, gen_low: int | None = None, gen_high: int | None
     # --- checkpoint
     chk = ntds / CHECKPOINT_NAME
     if not chk.exists():
-        rep.warnings.append(f"{CHECKPOINT_NAME}: absent (recovery starts at the required generation)")
+        rep.warnings.append(
+            f"{CHECKPOINT_NAME}: absent (recovery starts at the required generation)"
+        )
     else:
         cp, probs, warns = ese.read_checkpoint(chk.read_bytes())
         for p in probs:
@@ -785,8 +904,10 @@ def check_consistency(ntds_dir, gen_low: int | None = None, gen_high: int | None
             if sign_log is not None and cp.sign_log != sign_log:
                 rep.problem(f"{CHECKPOINT_NAME}: signLog differs from the database's")
             if gens and not gens[0] <= rep.checkpoint_gen <= gens[-1] + 1:
-                rep.warnings.append(f"{CHECKPOINT_NAME}: checkpoint generation {rep.checkpoint_gen} "
-                                    f"outside the logs present ({gens[0]}..{gens[-1]})")
+                rep.warnings.append(
+                    f"{CHECKPOINT_NAME}: checkpoint generation {rep.checkpoint_gen} "
+                    f"outside the logs present ({gens[0]}..{gens[-1]})"
+                )
     return rep
 
 

@@ -122,7 +122,14 @@ class LogTime:
             return None
         tz = _dt.timezone.utc if self.utc else None
         return _dt.datetime(
-            self.year, self.month, self.day, self.hour, self.min, self.sec, self.millis * 1000, tzinfo=tz
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.min,
+            self.sec,
+            self.millis * 1000,
+            tzinfo=tz,
         )
 
     def is_unset(self) -> bool:
@@ -136,7 +143,9 @@ class LogTime:
         ms = self.millis & 0x3FF
         b6 = (1 if self.utc else 0) | ((ms & 0x7F) << 1)
         b7 = ((ms >> 7) & 0x7) << 1
-        return bytes((self.sec, self.min, self.hour, self.day, self.month, self.year - 1900, b6, b7))
+        return bytes(
+            (self.sec, self.min, self.hour, self.day, self.month, self.year - 1900, b6, b7)
+        )
 
     @classmethod
     def unpack(cls, buf, off: int = 0) -> LogTime:
@@ -385,10 +394,18 @@ def read_db_header_pair(data) -> HeaderPair:
                 cb = cand
                 break
     if cb is None:
-        return HeaderPair(None, None, "none", ["no valid database header or shadow (magic/checksum/page size)"], [])
+        return HeaderPair(
+            None,
+            None,
+            "none",
+            ["no valid database header or shadow (magic/checksum/page size)"],
+            [],
+        )
     primary, shadow = mv[:cb], mv[cb : 2 * cb]
     p_bad = check_db_header(primary)
-    s_bad = check_db_header(shadow) if len(shadow) == cb else ["shadow header missing (file too short)"]
+    s_bad = (
+        check_db_header(shadow) if len(shadow) == cb else ["shadow header missing (file too short)"]
+    )
     warnings: list[str] = []
     if not p_bad:
         if s_bad:
@@ -399,7 +416,9 @@ def read_db_header_pair(data) -> HeaderPair:
     if not s_bad:
         warnings.append("primary header bad, using shadow: " + "; ".join(p_bad))
         return HeaderPair(parse_db_header(shadow), cb, "shadow", [], warnings)
-    return HeaderPair(None, cb, "none", ["header: " + "; ".join(p_bad), "shadow: " + "; ".join(s_bad)], [])
+    return HeaderPair(
+        None, cb, "none", ["header: " + "; ".join(p_bad), "shadow: " + "; ".join(s_bad)], []
+    )
 
 
 # ---------------------------------------------------------------- streamed-backup trailer
@@ -425,7 +444,9 @@ def parse_backup_trailer(page) -> BackupTrailer | None:
     if any(bytes(page[4:40])) or header_checksum(page) != _u32(page, 0):
         return None
     lo, hi, mc = struct.unpack_from("<iii", page, 120)
-    return BackupTrailer(BkInfo.unpack(page, 40), Signature.unpack(page, 64), Signature.unpack(page, 92), lo, hi, mc)
+    return BackupTrailer(
+        BkInfo.unpack(page, 40), Signature.unpack(page, 64), Signature.unpack(page, 92), lo, hi, mc
+    )
 
 
 # ---------------------------------------------------------------- log header
@@ -459,7 +480,9 @@ class LogHeader:
 def build_log_header(h: LogHeader) -> bytes:
     """The 4096-byte log header, checksummed."""
     b = bytearray(LOG_HEADER_SIZE)
-    struct.pack_into("<iHHHH", b, 4, h.generation, h.cb_sec, h.csec_header, h.csec_lgfile, h.cb_page_size)
+    struct.pack_into(
+        "<iHHHH", b, 4, h.generation, h.cb_sec, h.csec_header, h.csec_lgfile, h.cb_page_size
+    )
     b[16:24] = h.tm_create.pack()
     b[24:32] = h.tm_prev_gen.pack()
     struct.pack_into("<III", b, 32, *h.version)

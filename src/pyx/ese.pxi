@@ -152,7 +152,8 @@ def ese_generate_pages(unsigned char[::1] out not None, Py_ssize_t page_size, fi
     cdef uint32_t first = first_pgno
     if count:
         with nogil:
-            ntdsb_ese_generate_pages(&out[0], <size_t>page_size, first, <uint32_t>count, seed, dbtime)
+            ntdsb_ese_generate_pages(&out[0], <size_t>page_size, first, <uint32_t>count,
+                                     seed, dbtime)
 
 
 def ese_generate_log_segments(unsigned char[::1] out not None, Py_ssize_t cb_sec, first_isec,

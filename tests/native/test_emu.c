@@ -52,7 +52,7 @@ static void check_hr(HRESULT got, HRESULT want, const char *expr, int line)
         return;
     }
     nfail++;
-    fprintf(stderr, "FAIL test_emu.c:%d: %s = 0x%08X (%s), want 0x%08X (%s)\n", line, expr,
+    fprintf(stderr, "FAIL %s:%d: %s = 0x%08X (%s), want 0x%08X (%s)\n", __FILE__, line, expr,
             (unsigned)got, ntdsb_hresult_name(got) ? ntdsb_hresult_name(got) : "?",
             (unsigned)want, ntdsb_hresult_name(want) ? ntdsb_hresult_name(want) : "?");
 }

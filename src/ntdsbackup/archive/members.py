@@ -20,6 +20,10 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "ntdsbackup/manifest.json"
 TRAILER_NAME = "ntdsbackup/trailer.json"
 BLOCK = 512
+# Per-file pax records.  Spelled as extended attributes (user.ntdsb.*) because
+# GNU tar extracts those silently, where it warns about unknown keywords.
+PAX_BFT = "SCHILY.xattr.user.ntdsb.bft"
+PAX_SOURCE = "SCHILY.xattr.user.ntdsb.source"
 
 # Member folder per BFT type.  Restore places files by BFT type (from the
 # manifest and trailer), never by these names.
@@ -83,4 +87,4 @@ class FileRecord:
         return out
 
     def pax(self) -> dict[str, str]:
-        return {"NTDSB.bft": f"0x{self.bft:02X}", "NTDSB.source": self.source}
+        return {PAX_BFT: f"0x{self.bft:02X}", PAX_SOURCE: self.source}

@@ -37,7 +37,15 @@ from .framing import (
     FrameHeader,
     parse_header,
 )
-from .members import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, TRAILER_NAME, member_name
+from .members import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    PAX_BFT,
+    PAX_SOURCE,
+    TRAILER_NAME,
+    member_name,
+)
 
 READ_BLOCK = 1 << 20
 
@@ -262,7 +270,7 @@ def read_archive(fileobj, consumer: Consumer | None = None,
             on_manifest(manifest)
         report = ReadReport(manifest, {})
         trailer = None
-        for info in tar:
+        while (info := tar.next()) is not None:
             if info.name == TRAILER_NAME:
                 trailer = _load_doc(tar, info, "the trailer")
                 break
@@ -305,10 +313,10 @@ def _check_member(info: tarfile.TarInfo) -> MemberResult:
     if not info.isreg():
         raise ArchiveError(f"member {info.name!r} is not a regular file")
     try:
-        bft = int(info.pax_headers["NTDSB.bft"], 16)
-        source = info.pax_headers["NTDSB.source"]
+        bft = int(info.pax_headers[PAX_BFT], 16)
+        source = info.pax_headers[PAX_SOURCE]
     except (KeyError, ValueError):
-        raise ArchiveError(f"member {info.name!r} lacks its NTDSB.bft/NTDSB.source") from None
+        raise ArchiveError(f"member {info.name!r} lacks its BFT type or source path") from None
     if member_name(bft, source) != info.name:
         raise ArchiveError(f"member name {info.name!r} does not match its source {source!r}")
     return MemberResult(info.name, bft, source, info.size, "")

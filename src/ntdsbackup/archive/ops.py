@@ -1,0 +1,142 @@
+"""verify, ls and extract over the pure-Python reader."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+from ..errors import ArchiveError
+from ..fsutil import fsync_dir
+from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
+from .reader import Consumer, FrameReader, MemberResult, ReadReport, _load_doc, read_archive
+
+
+@contextlib.contextmanager
+def open_archive(source):
+    """A binary stream for a path, '-' (stdin) or an already open file object."""
+    if source == "-":
+        yield sys.stdin.buffer
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb", buffering=1 << 20) as fh:
+            yield fh
+    else:
+        yield source
+
+
+def verify(source) -> ReadReport:
+    """Check every frame, every whole-file hash and the trailer."""
+    with open_archive(source) as fh:
+        return read_archive(fh)
+
+
+class _Extractor(Consumer):
+    """Writes each member to DIR/<member name>.partial; renamed once the whole
+    archive has verified, removed otherwise."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.partials: list[tuple[Path, Path]] = []
+        self._fh = None
+
+    def open_member(self, member: MemberResult) -> None:
+        final = (self.target / member.name).resolve()
+        if self.target.resolve() not in final.parents:
+            raise ArchiveError(f"member {member.name!r} would land outside {self.target}")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(final.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._fh = os.fdopen(fd, "wb")
+        self.partials.append((partial, final))
+
+    def block(self, member: MemberResult, data: bytes) -> None:
+        self._fh.write(data)
+
+    def close_member(self, member: MemberResult) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+
+    def commit(self) -> None:
+        for partial, final in self.partials:
+            os.replace(partial, final)
+        for parent in {final.parent for _, final in self.partials}:
+            fsync_dir(parent)
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        for partial, _ in self.partials:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+
+
+def extract(source, target_dir) -> ReadReport:
+    """Write the backed-up files (no DC involved) under target_dir, verified."""
+    target = Path(target_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    ex = _Extractor(target)
+    try:
+        with open_archive(source) as fh:
+            report = read_archive(fh, ex)
+        ex.commit()
+    except BaseException:
+        ex.abort()
+        raise
+    return report
+
+
+def describe(source) -> dict:
+    """Manifest and trailer.  A seekable file is read through its seek index
+    (no decompression of the data); a stream is read and verified in full."""
+    with open_archive(source) as fh:
+        if _seekable(fh):
+            with contextlib.suppress(ArchiveError):
+                return _describe_seekable(fh)
+            fh.seek(0)
+        report = read_archive(fh)
+    return {"manifest": report.manifest, "trailer": report.trailer,
+            "archive_bytes": report.archive_bytes, "verified": True}
+
+
+def _seekable(fh) -> bool:
+    try:
+        return fh.seekable()
+    except (AttributeError, OSError):
+        return False
+
+
+def _one_document(fh, offset: int, what: str) -> dict:
+    fh.seek(offset)
+    frame = next(iter(FrameReader(fh)))
+    with tarfile.open(fileobj=io.BytesIO(frame.data), mode="r:") as tar:
+        info = tar.next()
+        if info is None:
+            raise ArchiveError(f"no {what} member")
+        return _load_doc(tar, info, what)
+
+
+def _describe_seekable(fh) -> dict:
+    end = fh.seek(0, os.SEEK_END)
+    if end < INDEX_FOOTER.size + 8:
+        raise ArchiveError("archive too short")
+    fh.seek(end - INDEX_FOOTER.size)
+    length, magic = INDEX_FOOTER.unpack(fh.read(INDEX_FOOTER.size))
+    if magic != INDEX_FOOTER_MAGIC:
+        raise ArchiveError("incomplete archive: no seek index at the end")
+    start = end - INDEX_FOOTER.size - length - 8
+    if start < 0:
+        raise ArchiveError("seek index footer points outside the archive")
+    fh.seek(start)
+    reader = FrameReader(fh)
+    for _ in reader:
+        raise ArchiveError("unexpected frame where the seek index should be")
+    index = reader.index
+    manifest = _one_document(fh, 0, "the manifest")
+    trailer = _one_document(fh, int(index["trailer_offset"]), "the trailer")
+    return {"manifest": manifest, "trailer": trailer, "archive_bytes": end, "verified": False,
+            "index": index}

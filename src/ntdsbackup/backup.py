@@ -1,0 +1,280 @@
+"""Backup: the documented phase order (reference section 7), to an archive.
+
+    1 DsSetAuthIdentityW (optional)     5 DsBackupGetBackupLogsW, same loop, DsBackupFree
+    2 DsIsNTDSOnlineW (must be TRUE)     6 DsBackupTruncateLogs (after every byte is safe)
+    3 DsBackupPrepareW                   7 token saved (in the manifest), DsBackupFree(token)
+    4 DsBackupGetDatabaseNamesW, per     8 DsBackupEnd, on every path
+      file Open, Read loop, Close; DsBackupFree
+
+Nothing is written before step 2 succeeds.  A file destination is written as
+NAME.partial (mode 0600 whatever the umask: the archive holds every password
+hash of the domain), fsynced and renamed; on any failure the partial file is
+removed and no final archive exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
+from .archive.writer import ArchiveWriter, Sink
+from .errors import DCStateError, NtdsbackupError
+from .fsutil import fsync_dir
+from .lists import BFT_LOG, ListEntry, parse_multistring
+from .provider import open_provider
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_LEVEL = 1
+
+
+@dataclass
+class Identity:
+    user: str
+    domain: str
+    password: str
+
+
+@dataclass
+class BackupSummary:
+    server: str
+    archive: str
+    files: list[dict]
+    bytes_read: int
+    bytes_written: int
+    seconds: float
+    log_generations: dict
+    truncated: bool
+    truncate_error: str | None = None
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_read / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.bytes_read / self.bytes_written if self.bytes_written else 0.0
+
+    def as_dict(self) -> dict:
+        return {"server": self.server, "archive": self.archive, "files": self.files,
+                "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
+                "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 1),
+                "ratio": round(self.ratio, 3), "log_generations": self.log_generations,
+                "truncated": self.truncated, "truncate_error": self.truncate_error,
+                "stats": self.stats}
+
+
+def _log_generation(path: str) -> int | None:
+    """edb0000A.log -> 10 (five hex digits after 'edb')."""
+    base = path.rsplit("\\", 1)[-1].lower()
+    if base.startswith("edb") and base.endswith(".log") and len(base) == 12:
+        try:
+            return int(base[3:8], 16)
+        except ValueError:
+            return None
+    return None
+
+
+class _Destination:
+    """Opens the sink: a path (partial file, renamed at commit), '-' (stdout),
+    or a binary file-like object."""
+
+    def __init__(self, dest):
+        self.dest = dest
+        self.final: Path | None = None
+        self.partial: Path | None = None
+        self.fd: int | None = None
+        self.label = "<stream>"
+
+    def open(self) -> Sink:
+        if self.dest == "-":
+            self.label = "<stdout>"
+            sys.stdout.flush()
+            return Sink(fd=sys.stdout.fileno())
+        if isinstance(self.dest, (str, os.PathLike)):
+            self.final = Path(self.dest)
+            self.partial = self.final.with_name(self.final.name + ".partial")
+            self.label = str(self.final)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+            self.fd = os.open(self.partial, flags, 0o600)
+            os.fchmod(self.fd, 0o600)   # the umask cannot widen it, but an old file might be
+            return Sink(fd=self.fd)
+        if not hasattr(self.dest, "write"):
+            raise TypeError("dest must be a path, '-' or a binary file-like object")
+        return Sink(fileobj=self.dest)
+
+    def commit(self, sink: Sink) -> None:
+        sink.flush(durable=True)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            os.replace(self.partial, self.final)
+            fsync_dir(self.final.parent)
+
+    def abort(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        if self.partial is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.partial)
+
+
+def backup(server: str, dest, *, provider=None, identity: Identity | None = None,
+           level: int = DEFAULT_LEVEL, threads: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
+           ring_depth: int = 0, serial: bool = False, truncate: bool = True,
+           progress=None) -> BackupSummary:
+    """Back up the DC `server` to `dest` (a path, '-' for stdout, or a binary
+    file-like object).  progress(event: dict) receives 'file' and 'progress'
+    events.  Returns a BackupSummary; raises on any failure, leaving no
+    archive under the final name."""
+    prov = provider or open_provider()
+    emit = progress or (lambda event: None)
+    t0 = time.monotonic()
+
+    if identity is not None:                                             # step 1
+        prov.set_auth_identity(identity.user, identity.domain, identity.password)
+    if not prov.is_ntds_online(server):                                  # step 2
+        raise DCStateError(f"the directory service on {server} is not running (DSRM?): "
+                           "an online backup needs it running; nothing was written")
+    ctx = prov.backup_prepare(server)                                    # step 3
+    out = _Destination(dest)
+    try:
+        sink = out.open()
+        now = int(time.time())
+        writer = ArchiveWriter(sink, level=level, mtime=now)
+        run = _Run(ctx, writer, sink, emit, chunk_size=chunk_size, threads=threads,
+                   ring_depth=ring_depth, level=level, serial=serial)
+
+        databases = parse_multistring(ctx.get_database_names())         # step 4
+        if not databases:
+            raise NtdsbackupError(f"{server} reported no database files to back up")
+        first = databases[0]
+        first_size = ctx.open_file(first.path, chunk_size)
+        writer.write_manifest(_manifest(server, ctx.token, now, chunk_size, level, databases,
+                                        first_size))
+        run.file(first, first_size)
+        for entry in databases[1:]:
+            run.file(entry, ctx.open_file(entry.path, chunk_size))
+
+        logs = parse_multistring(ctx.get_backup_logs())                 # step 5
+        for entry in logs:
+            run.file(entry, ctx.open_file(entry.path, chunk_size))
+
+        gens = sorted(g for g in (_log_generation(e.path) for e in logs
+                                  if e.bft == BFT_LOG) if g is not None)
+        log_generations = {"low": gens[0], "high": gens[-1]} if gens else {}
+        if gens and gens != list(range(gens[0], gens[-1] + 1)):
+            raise NtdsbackupError(f"the DC returned a log set with gaps: generations {gens}")
+        totals = run.totals()
+        writer.finish({
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True,
+            "files": [r.trailer_entry() for r in run.records],
+            "log_generations": log_generations, "stats": totals, "tool": _tool(),
+            "finished": _iso(time.time()),
+        })
+        out.commit(sink)             # every byte is safely written (fsynced, renamed)
+
+        truncated, truncate_error = False, None
+        if truncate:                                                     # step 6
+            try:
+                ctx.truncate_logs()
+                truncated = True
+            except NtdsbackupError as exc:
+                # The archive is complete and valid; the logs simply stay.
+                truncate_error = str(exc)
+        ctx.free_token()                                                 # step 7
+    except BaseException:
+        out.abort()
+        raise
+    finally:
+        if not ctx.ended:
+            ctx.end()                                                    # step 8
+    seconds = time.monotonic() - t0
+    return BackupSummary(server, out.label, [r.trailer_entry() for r in run.records],
+                         totals["bytes_read"], sink.offset, seconds, log_generations, truncated,
+                         truncate_error, totals)
+
+
+class _Run:
+    """Per-backup state: streams one file after another into the writer."""
+
+    def __init__(self, ctx, writer: ArchiveWriter, sink: Sink, emit, **engine):
+        self.ctx = ctx
+        self.writer = writer
+        self.sink = sink
+        self.emit = emit
+        self.engine = engine
+        self.records: list[FileRecord] = []
+        self.stats: list[dict] = []
+
+    def file(self, entry: ListEntry, size: int) -> None:
+        rec = FileRecord(member_name(entry.bft, entry.path), entry.bft, entry.path, size)
+        if any(r.name == rec.name for r in self.records):
+            raise NtdsbackupError(f"two files of the backup map to the same name {rec.name}")
+        self.emit({"event": "file", "name": rec.name, "source": rec.source, "size": size})
+        self.writer.begin_file(rec)
+        start = self.sink.offset
+        sink_kw = ({"fd": self.sink.fd} if self.sink.fd is not None
+                   else {"write": self.sink.engine_write})
+
+        def on_progress(done, _name=rec.name, _size=size):
+            self.emit({"event": "progress", "name": _name, "done": done, "size": _size})
+
+        result = self.ctx.backup_file(size, rec.name, progress=on_progress, **sink_kw,
+                                      **self.engine)
+        self.ctx.close_file()
+        stats = result["stats"]
+        self.sink.advance(stats["bytes_written"])
+        rec.xxh3_128 = result["xxh3_128"].hex()
+        rec.chunks = len(result["chunks"])
+        rec.compressed = stats["bytes_written"]
+        rec.stats = stats
+        self.writer.end_file(rec, result["chunks"], start)
+        self.records.append(rec)
+        self.stats.append(stats)
+        self.emit({"event": "progress", "name": rec.name, "done": size, "size": size})
+
+    def totals(self) -> dict:
+        keys = ("bytes_read", "bytes_written", "chunks", "read_calls", "wall_seconds",
+                "read_seconds", "compress_seconds", "write_seconds", "reader_wait_seconds",
+                "writer_wait_seconds")
+        return {k: sum(s[k] for s in self.stats) for k in keys}
+
+
+def _manifest(server, token: bytes, now: int, chunk_size: int, level: int,
+              databases: list[ListEntry], first_size: int) -> dict:
+    files = []
+    for i, e in enumerate(databases):
+        rec = FileRecord(member_name(e.bft, e.path), e.bft, e.path, first_size if i == 0 else None)
+        files.append(rec.manifest_entry())
+    return {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "tool": _tool(),
+        "server": server.lstrip("\\"), "created": _iso(now), "created_unix": now,
+        "backup_type": "full",
+        "expiry_token": base64.b64encode(token).decode("ascii"),
+        "chunk_size": chunk_size,
+        "compression": {"algorithm": "zstd", "level": level, "frame_per_chunk": True},
+        "hash": "xxh3-128",
+        "files": files,
+        # DsBackupGetBackupLogsW comes after the database in the documented
+        # order, so the logs are listed in the trailer.
+        "logs_listed_in": "trailer",
+    }
+
+
+def _tool() -> str:
+    return f"ntdsbackup {__version__}"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
