@@ -1,0 +1,72 @@
+/*
+ * ntdsb_restore.h - the restore/verify pipeline: one file's chunk frames from
+ * an archive stream, decompressed in parallel, each chunk verified, written in
+ * order.  No Python here.  Shares status codes, the error record, hashes and
+ * the chunk-header layout with ntdsb_engine.h.
+ */
+#ifndef NTDSB_RESTORE_H
+#define NTDSB_RESTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ntdsb_engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ntdsb_restore_config {
+    uint32_t threads;      /* decompress/verify workers, >= 1 (0 = CPU count) */
+    uint32_t ring_depth;   /* frames in flight, >= 2 (0 = threads + 2) */
+    uint32_t max_raw_size; /* largest raw_size a chunk header may claim (hostile-input
+                              bound; 0 = NTDSB_CHUNK_MAX) */
+} ntdsb_restore_config;
+
+typedef struct ntdsb_restore_stats {
+    uint64_t bytes_in;           /* archive bytes consumed (chunk headers + frames) */
+    uint64_t bytes_out;          /* raw bytes produced (and written when out_fd >= 0) */
+    uint64_t chunks;
+    double wall_seconds;
+    double read_seconds;         /* reading the input */
+    double decompress_seconds;   /* decompressing + hashing, summed over workers */
+    double write_seconds;        /* writing the output */
+} ntdsb_restore_stats;
+
+/*
+ * Consume, from `in_fd` at its current position, exactly the run of chunk
+ * frames (48-byte chunk header + zstd frame, NTDSB_CHUNK_MAGIC) that hold one
+ * file of `file_size` raw bytes, and nothing after them: on success the
+ * descriptor is positioned at the first byte after the last frame.  Reads use
+ * read(2), so pipes work; nothing seeks.
+ *
+ * A reader thread reads frames into a ring; `threads` workers decompress each
+ * (ZSTD_decompressDCtx, content checksum verified by zstd) and check its
+ * XXH3-128 against the header; the calling thread, in order, writes the data
+ * to `out_fd` (if >= 0; write(2) with EINTR/short-write retry) and updates the
+ * whole-file XXH3-128 into *file_hash.
+ *
+ * Validation (hostile input): magic, payload size 40, format 1, reserved 0,
+ * raw_size in 1..max_raw_size, frame_size <= ZSTD_compressBound(raw_size),
+ * chunk_index == 0, 1, 2 ... in order, every chunk but the last of the file
+ * has the same raw_size as the first, the raw sizes add up to exactly
+ * file_size (a zero-byte file has no chunks and reads nothing), the
+ * decompressed size equals raw_size.  Violations are NTDSB_E_CORRUPT with
+ * chunk_index and offset (= raw offset of the chunk in the file) set; an early
+ * end of input is NTDSB_E_CORRUPT with the message "truncated"; read errors
+ * NTDSB_E_READ; write errors NTDSB_E_WRITE.
+ *
+ * The cancel hook is called from the calling thread between chunks and at
+ * least every 100 ms while waiting.  Memory is bounded by the ring.  Every
+ * thread has stopped before the call returns.
+ */
+int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
+                       const ntdsb_restore_config *cfg,
+                       ntdsb_cancel_fn cancel, void *cancel_ctx,
+                       ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
+                       ntdsb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NTDSB_RESTORE_H */
