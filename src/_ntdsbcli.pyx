@@ -12,4 +12,5 @@ import os
 include "pyx/abi.pxi"
 include "pyx/engine.pxi"
 include "pyx/provider.pxi"
+include "pyx/restore.pxi"
 include "pyx/ese.pxi"

@@ -479,9 +479,8 @@ def test_register_validates_its_arguments(provider, dc, token, change):
     lg = change.get("log", lg)
     lo = change.get("gen_low", lo)
     hi = change.get("gen_high", hi)
-    with provider.restore_prepare("DC01", token) as ctx:
-        with pytest.raises(errors.InvalidParameter):
-            ctx.register(cp, lg, rmap, blp, lo, hi)
+    with provider.restore_prepare("DC01", token) as ctx, pytest.raises(errors.InvalidParameter):
+        ctx.register(cp, lg, rmap, blp, lo, hi)
     assert dc.restore_state() is None
 
 

@@ -488,15 +488,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void deadline_after(struct timespec *ts, double seconds)
-{
-    long ns;
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ns = ts->tv_nsec + (long)(seconds * 1e9);
-    ts->tv_sec += ns / 1000000000L;
-    ts->tv_nsec = ns % 1000000000L;
-}
-
 /* The writer: the calling thread.  Returns when every chunk is written and
  * the reader checked the end (NTDSB_OK), or on any failure (recorded). */
 static void run_writer(pipeline *p)
@@ -536,7 +527,7 @@ static void run_writer(pipeline *p)
                     fail_locked(p, &e);
                 continue;
             }
-            deadline_after(&ts, remain);
+            ntdsb_deadline_after(&ts, remain);
             pthread_cond_timedwait(&p->cv_done, &p->mu, &ts);
         }
         p->writer_wait += ntdsb_now() - t0;
@@ -560,25 +551,17 @@ static void run_writer(pipeline *p)
 
 static int sync_init(pipeline *p)
 {
-    pthread_condattr_t ca;
     int rc = pthread_mutex_init(&p->mu, NULL);
     if (rc != 0)
         return rc;
-    rc = pthread_condattr_init(&ca);
-    if (rc == 0) {
-        /* The writer's 100 ms timed waits must not jump with the wall clock. */
-        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        if (rc == 0 && (rc = pthread_cond_init(&p->cv_free, &ca)) == 0) {
-            if ((rc = pthread_cond_init(&p->cv_work, &ca)) == 0) {
-                if ((rc = pthread_cond_init(&p->cv_done, &ca)) == 0) {
-                    pthread_condattr_destroy(&ca);
-                    return 0;
-                }
-                pthread_cond_destroy(&p->cv_work);
-            }
-            pthread_cond_destroy(&p->cv_free);
+    /* Monotonic: the writer's 100 ms timed waits must not jump with the wall clock. */
+    if ((rc = ntdsb_cond_init_monotonic(&p->cv_free)) == 0) {
+        if ((rc = ntdsb_cond_init_monotonic(&p->cv_work)) == 0) {
+            if ((rc = ntdsb_cond_init_monotonic(&p->cv_done)) == 0)
+                return 0;
+            pthread_cond_destroy(&p->cv_work);
         }
-        pthread_condattr_destroy(&ca);
+        pthread_cond_destroy(&p->cv_free);
     }
     pthread_mutex_destroy(&p->mu);
     return rc;
@@ -599,22 +582,10 @@ static void run_threaded(pipeline *p)
     int reader_started = 0;
     uint32_t i;
     int rc = 0;
-#ifndef _WIN32
-    sigset_t all, old;
+    ntdsb_sigmask saved;
 
-    /* Threads inherit the creator's mask: block the asynchronous signals while
-     * creating them so that SIGINT and friends go to the calling thread (where
-     * Python's handler and the cancel hook live), never to an engine thread.
-     * Faults stay unblocked so a crash still reaches faulthandler / ASan. */
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
-    sigdelset(&all, SIGTRAP);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-#endif
+    /* SIGINT and friends must reach the calling thread, never an engine thread. */
+    ntdsb_block_async_signals(&saved);
     for (i = 0; i < p->nworkers && rc == 0; i++) {
         rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
         p->workers[i].started = rc == 0;
@@ -623,9 +594,7 @@ static void run_threaded(pipeline *p)
         rc = pthread_create(&reader, NULL, reader_main, p);
         reader_started = rc == 0;
     }
-#ifndef _WIN32
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-#endif
+    ntdsb_restore_signal_mask(&saved);
     if (rc != 0) {
         ntdsb_err_set(&e, NTDSB_E_THREAD, "pthread_create", 0, 0,
                       "could not start an engine thread (error %d)", rc);
@@ -649,16 +618,6 @@ static void run_threaded(pipeline *p)
 }
 
 /* ---- setup and teardown ---------------------------------------------------------- */
-
-static void *xmalloc_aligned(size_t n)
-{
-    void *ptr = NULL;
-    /* Page alignment: the buffers are large, and the provider (or RPC layer)
-     * copies into them with wide stores. */
-    if (posix_memalign(&ptr, 4096, n) != 0)
-        return NULL;
-    return ptr;
-}
 
 static void teardown(pipeline *p)
 {
@@ -702,23 +661,23 @@ static int setup(pipeline *p, const ntdsb_backup_config *cfg, ntdsb_error *e)
     /* Sized for the largest chunk this file has; the rest are not larger. */
     p->out_cap = NTDSB_CHUNK_HEADER_SIZE + ZSTD_compressBound(largest > 0 ? largest : 1);
 
-    p->slots = xmalloc_aligned(sizeof *p->slots * p->nslots);
+    p->slots = ntdsb_alloc_aligned(sizeof *p->slots * p->nslots);
     if (p->slots == NULL)
         return nomem(e, "malloc", "the ring");
     memset(p->slots, 0, sizeof *p->slots * p->nslots);
     for (i = 0; i < p->nslots; i++) {
         /* `in` is always a full chunk_size: DsBackupRead is always given
          * cbBuffer = chunk_size, even for the last, shorter chunk. */
-        p->slots[i].in = xmalloc_aligned(p->chunk_size);
-        p->slots[i].out = xmalloc_aligned(p->out_cap);
+        p->slots[i].in = ntdsb_alloc_aligned(p->chunk_size);
+        p->slots[i].out = ntdsb_alloc_aligned(p->out_cap);
         if (p->slots[i].in == NULL || p->slots[i].out == NULL)
             return nomem(e, "malloc", "the ring");
     }
-    p->stage = xmalloc_aligned(p->chunk_size);
+    p->stage = ntdsb_alloc_aligned(p->chunk_size);
     if (p->stage == NULL)
         return nomem(e, "malloc", "the staging buffer");
 
-    p->workers = xmalloc_aligned(sizeof *p->workers * p->nworkers);
+    p->workers = ntdsb_alloc_aligned(sizeof *p->workers * p->nworkers);
     if (p->workers == NULL)
         return nomem(e, "malloc", "the workers");
     memset(p->workers, 0, sizeof *p->workers * p->nworkers);
@@ -789,7 +748,7 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
 
     /* The pipeline holds cache-line-aligned members: allocate it aligned
      * rather than trusting the caller's stack alignment. */
-    p = xmalloc_aligned(sizeof *p);
+    p = ntdsb_alloc_aligned(sizeof *p);
     if (p == NULL)
         return nomem(err, "malloc", "the pipeline");
     memset(p, 0, sizeof *p);

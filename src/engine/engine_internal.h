@@ -7,9 +7,12 @@
 #ifndef NTDSB_ENGINE_INTERNAL_H
 #define NTDSB_ENGINE_INTERNAL_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ntdsb_engine.h"
 
@@ -57,5 +60,30 @@ int ntdsb_chunk_table_append(ntdsb_chunk_table *t, const ntdsb_chunk_entry *e);
 
 /* Make room for `n` entries up front (a hint: failure is not an error). */
 void ntdsb_chunk_table_reserve(ntdsb_chunk_table *t, uint64_t n);
+
+/* ---- thread plumbing shared by the pipelines (engine_util.c) ---------------- */
+
+/* n bytes aligned to a page, freed with free(); NULL when out of memory. */
+void *ntdsb_alloc_aligned(size_t n);
+
+/* pthread_cond_init on CLOCK_MONOTONIC (pair with ntdsb_deadline_after).
+ * Returns 0 or the pthread error. */
+int ntdsb_cond_init_monotonic(pthread_cond_t *cv);
+
+/* *ts = CLOCK_MONOTONIC now + seconds: an absolute deadline for
+ * pthread_cond_timedwait on a condition made by ntdsb_cond_init_monotonic. */
+void ntdsb_deadline_after(struct timespec *ts, double seconds);
+
+/* Block the asynchronous signals in the calling thread (saving its mask) around
+ * pthread_create, so engine threads never take SIGINT; restore right after. */
+typedef struct ntdsb_sigmask {
+#ifndef _WIN32
+    sigset_t old;
+#else
+    int unused;
+#endif
+} ntdsb_sigmask;
+void ntdsb_block_async_signals(ntdsb_sigmask *saved);
+void ntdsb_restore_signal_mask(const ntdsb_sigmask *saved);
 
 #endif /* NTDSB_ENGINE_INTERNAL_H */

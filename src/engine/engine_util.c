@@ -1,10 +1,14 @@
 /*
  * engine_util.c - small helpers of the engine: status names, configuration
- * defaults and checks, CPU count, the chunk table, the error record, the clock.
+ * defaults and checks, CPU count, the chunk table, the error record, the clock,
+ * and the thread plumbing the backup and restore pipelines share (aligned
+ * buffers, monotonic condition variables and deadlines, signal masks).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE /* sched_getaffinity / CPU_COUNT */
 #endif
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,5 +202,72 @@ double ntdsb_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+#endif
+}
+
+/* ---- shared by the pipelines (backup_pipeline.c, restore_pipeline.c) ---------- */
+
+void *ntdsb_alloc_aligned(size_t n)
+{
+    void *ptr = NULL;
+    /* Page alignment: the buffers are large, and whoever fills them (the
+     * provider, the RPC layer, read(2), zstd) copies with wide stores. */
+    if (posix_memalign(&ptr, 4096, n != 0 ? n : 1) != 0)
+        return NULL;
+    return ptr;
+}
+
+int ntdsb_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    /* Timed waits (the cancel hook's 100 ms) must not jump with the wall clock. */
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+void ntdsb_deadline_after(struct timespec *ts, double seconds)
+{
+    long ns;
+    if (seconds < 0)
+        seconds = 0;
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ns = ts->tv_nsec + (long)(seconds * 1e9);
+    ts->tv_sec += ns / 1000000000L;
+    ts->tv_nsec = ns % 1000000000L;
+}
+
+void ntdsb_block_async_signals(ntdsb_sigmask *saved)
+{
+#ifndef _WIN32
+    sigset_t all;
+    /* Threads inherit the creator's mask: block the asynchronous signals while
+     * creating them so that SIGINT and friends go to the calling thread (where
+     * Python's handler and the cancel hook live), never to an engine thread.
+     * Faults stay unblocked so a crash still reaches faulthandler / ASan. */
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGTRAP);
+    pthread_sigmask(SIG_SETMASK, &all, &saved->old);
+#else
+    (void)saved;
+#endif
+}
+
+void ntdsb_restore_signal_mask(const ntdsb_sigmask *saved)
+{
+#ifndef _WIN32
+    pthread_sigmask(SIG_SETMASK, &saved->old, NULL);
+#else
+    (void)saved;
 #endif
 }

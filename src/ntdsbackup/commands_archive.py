@@ -44,6 +44,9 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
     p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--pure", action="store_true",
+                   help="use the pure-Python reader (zstandard + xxhash) instead of the engine")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ls", parents=[common], help="show an archive's manifest and files")
@@ -54,12 +57,29 @@ def add_parsers(sub, common) -> None:
                        help="write the backed-up files to a folder (no DC involved)")
     p.add_argument("archive", help="archive path, or - for standard input")
     p.add_argument("directory")
+    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--pure", action="store_true", help="use the pure-Python reader")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("restore", parents=[common],
+                       help="restore an archive onto a DC in Directory Services Restore Mode")
+    p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("--server", required=True, help="the DC, e.g. DC01")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run every check and print the plan; change nothing")
+    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--allow-other-server", action="store_true",
+                   help="restore a backup taken of another DC")
+    p.add_argument("--spool-dir", metavar="DIR",
+                   help="where an archive read from stdin is spooled (default: $TMPDIR)")
+    p.add_argument("--json", action="store_true",
+                   help="JSON-lines progress and a final JSON result")
+    _identity_args(p)
 
 
 def dispatch(args) -> int:
     return {"backup": cmd_backup, "verify": cmd_verify, "ls": cmd_ls,
-            "extract": cmd_extract}[args.command](args)
+            "extract": cmd_extract, "restore": cmd_restore}[args.command](args)
 
 
 def _identity(args):
@@ -117,7 +137,7 @@ def cmd_verify(args) -> int:
     from .archive import verify
 
     t0 = time.monotonic()
-    report = verify(args.archive)
+    report = verify(args.archive, threads=args.threads, pure=args.pure)
     seconds = time.monotonic() - t0
     result = {"event": "verified", "ok": True, "files": len(report.files),
               "raw_bytes": report.raw_bytes, "archive_bytes": report.archive_bytes,
@@ -166,7 +186,7 @@ def cmd_ls(args) -> int:
 def cmd_extract(args) -> int:
     from .archive import extract
 
-    report = extract(args.archive, args.directory)
+    report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure)
     if args.json:
         print(json.dumps({"event": "extracted", "directory": os.fspath(args.directory),
                           "files": [f.name for f in report.files],
@@ -175,4 +195,28 @@ def cmd_extract(args) -> int:
         for f in report.files:
             print(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}")
         print(f"extracted {len(report.files)} files to {args.directory}, all verified")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .progress import Progress
+    from .restore import restore
+
+    progress = Progress("json", sys.stdout) if args.json else \
+        Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
+    result = restore(args.archive, args.server, identity=_identity(args), dry_run=args.dry_run,
+                     threads=args.threads, progress=progress,
+                     allow_other_server=args.allow_other_server, spool_dir=args.spool_dir)
+    if args.json:
+        progress.emit_json({"event": "result", **result.as_dict()})
+        return 0
+    print(result.plan.text())
+    if result.dry_run:
+        print("dry run: every check passed; nothing was changed")
+    else:
+        print(f"restored {format_size(result.plan.total_bytes)} in {result.seconds:.1f} s "
+              f"({result.mb_per_s:.0f} MB/s; verify {result.verify_seconds:.1f} s, stage "
+              f"{result.stage_seconds:.1f} s, swap {result.swap_seconds:.2f} s)")
+        print("the restore is registered and complete: boot the DC normally "
+              f"(emulated DC: ntdsbackup dc start {args.server})")
     return 0

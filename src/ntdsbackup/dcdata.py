@@ -34,7 +34,7 @@ LOG_SECTOR = 4096  # cbSec of v8 logs
 AD_LOG_SIZE = 10 * 1024 * 1024  # AD's log file size (reference 3.1)
 DEFAULT_LOG_COUNT = 4  # closed logs created with a new DC, plus edb.log
 # Bytes generated and written per step: big enough that the per-call cost
-# vanishes, small enough to stay in cache-friendly, bounded memory.
+# vanishes, small enough to keep memory use small and bounded.
 BLOCK_BYTES = 8 * 1024 * 1024
 LOG_INTERVAL = _dt.timedelta(minutes=15)  # time between generated log generations
 
@@ -921,3 +921,33 @@ __all__ = [
     "describe",
     "log_name",
 ]
+
+
+# ----------------------------------------------------------------- recovery
+
+
+def finish_recovery(ntds_dir, seed: int = 0) -> dict:
+    """What the directory service does once recovery has replayed the restored
+    logs: open a new current log (the generation after the highest restored
+    one, chained to it) and write a checkpoint at it.  Call after
+    check_consistency passed; existing edb.log/edb.chk are kept as they are."""
+    ntds = Path(ntds_dir)
+    closed = _log_files(ntds)
+    if not closed:
+        raise ValueError(f"{ntds}: no closed log generations to recover from")
+    high = max(closed)
+    last, problems, _ = _read_log_header(ntds / closed[high])
+    if last is None:
+        raise ValueError(f"{ntds / closed[high]}: unreadable log header: {problems}")
+    created = []
+    if not (ntds / CURRENT_LOG).exists():
+        now = LogTime.from_datetime(_dt.datetime.now())
+        hdr = ese.replace(last, generation=high + 1, tm_create=now, tm_prev_gen=last.tm_create,
+                          lgpos_checkpoint=LgPos(high + 1, 1, 0))
+        _write_log_file(ntds / CURRENT_LOG, hdr, seed, filled=1)
+        created.append(CURRENT_LOG)
+    if not (ntds / CHECKPOINT_NAME).exists():
+        _write_checkpoint(ntds, high + 1, last.sign_log)
+        created.append(CHECKPOINT_NAME)
+    fsync_dir(ntds)
+    return {"current_generation": high + 1, "created": created}

@@ -202,6 +202,8 @@ class EmulatedDC:
             problems = "\n  ".join(report.problems[:20])
             raise DCStateError(
                 f"{self.name}: consistency check failed; staying in DSRM:\n  {problems}")
+        # Recovery replayed the logs: the DS opens a new current log and checkpoint.
+        dcdata.finish_recovery(self.ntds_dir)
         # The restore is consumed: keep its record for the operator, then boot.
         done = self.path / "restore.state"
         os.replace(done, self.path / f"restore.done.{int(time.time())}")

@@ -28,6 +28,14 @@ class Progress:
 
     def __call__(self, event: dict) -> None:
         now = time.monotonic()
+        if event["event"] == "phase":
+            # Restore runs phases over the same files: each starts its own count.
+            self.done_before, self.current, self.t0 = 0, None, now
+            if self.mode == "json":
+                self.emit_json(event)
+            elif self.mode == "bar":
+                self.stream.write(f"-- {event['phase']}\n")
+            return
         if event["event"] == "file":
             if self.current is not None:
                 self.done_before += self.current["size"]
@@ -36,8 +44,14 @@ class Progress:
             if self.mode == "json":
                 self.emit_json({"event": "file", "name": event["name"], "size": event["size"]})
             return
-        if event["event"] != "progress" or self.current is None:
+        if event["event"] != "progress":
             return
+        if self.current is None or self.current["name"] != event["name"]:
+            # A phase that reports progress without a file event first (verify).
+            if self.current is not None:
+                self.done_before += self.current["size"]
+            self.current = {"name": event["name"], "size": event["size"], "done": 0}
+            self.file_t0 = now
         self.current["done"] = event["done"]
         finished = event["done"] >= event["size"]
         if self.mode == "bar" and (finished or now - self._last >= 0.1):

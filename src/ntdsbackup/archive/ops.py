@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ArchiveError
 from ..fsutil import fsync_dir
 from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
-from .reader import Consumer, FrameReader, MemberResult, ReadReport, _load_doc, read_archive
+from .reader import Consumer, FrameReader, MemberResult, ReadReport, load_doc, read_archive
 
 
 @contextlib.contextmanager
@@ -27,9 +27,31 @@ def open_archive(source):
         yield source
 
 
-def verify(source) -> ReadReport:
-    """Check every frame, every whole-file hash and the trailer."""
+def _fd_of(fh) -> int | None:
+    """A real descriptor positioned at the start of the archive, or None."""
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    if hasattr(fh, "peek") or hasattr(fh, "tell"):
+        try:
+            if fh.tell() != os.lseek(fd, 0, os.SEEK_CUR):
+                return None       # a buffered reader has read ahead
+        except OSError:
+            pass                  # a pipe: nothing was read from it yet
+    return fd
+
+
+def verify(source, *, threads: int = 0, pure: bool = False) -> ReadReport:
+    """Check every frame, every whole-file hash and the trailer.  Uses the C
+    engine (parallel decompression) on a real descriptor, else the pure-Python
+    reader, which pure=True forces."""
     with open_archive(source) as fh:
+        fd = None if pure else _fd_of(fh)
+        if fd is not None:
+            from .fastread import read_fd
+
+            return read_fd(fd, threads=threads)
         return read_archive(fh)
 
 
@@ -75,14 +97,25 @@ class _Extractor(Consumer):
                 os.unlink(partial)
 
 
-def extract(source, target_dir) -> ReadReport:
+def extract(source, target_dir, *, threads: int = 0, pure: bool = False) -> ReadReport:
     """Write the backed-up files (no DC involved) under target_dir, verified."""
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
     ex = _Extractor(target)
     try:
         with open_archive(source) as fh:
-            report = read_archive(fh, ex)
+            fd = None if pure else _fd_of(fh)
+            if fd is not None:
+                from .fastread import Target, read_fd
+
+                def open_member(m):
+                    ex.open_member(m)
+                    return Target(ex._fh.fileno())
+
+                report = read_fd(fd, open_member=open_member,
+                                 close_member=lambda m, t: ex.close_member(m), threads=threads)
+            else:
+                report = read_archive(fh, ex)
         ex.commit()
     except BaseException:
         ex.abort()
@@ -117,7 +150,7 @@ def _one_document(fh, offset: int, what: str) -> dict:
         info = tar.next()
         if info is None:
             raise ArchiveError(f"no {what} member")
-        return _load_doc(tar, info, what)
+        return load_doc(tar, info, what)
 
 
 def _describe_seekable(fh) -> dict:

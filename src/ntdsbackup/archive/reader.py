@@ -122,11 +122,11 @@ class FrameReader:
                     raise CorruptFrame(f"bad frame header at offset {start}: {exc}", None,
                                        start) from None
                 frame = self._read_exact(hdr.frame_size, "a zstd frame")
-                yield Frame(hdr, self._decode(hdr, frame, start), start)
+                yield Frame(hdr, decode_frame(self._dctx, hdr, frame, start), start)
             elif magic == INDEX_MAGIC:
                 if size > MAX_INDEX_SIZE or size < INDEX_FOOTER.size:
                     raise ArchiveError(f"seek index at offset {start} has impossible size {size}")
-                self.index = self._parse_index(self._read_exact(size, "the seek index"), start)
+                self.index = parse_index(self._read_exact(size, "the seek index"), start)
             elif magic == ZSTD_FRAME_MAGIC:
                 raise ArchiveError(f"a zstd frame without a frame header at offset {start}: "
                                    "not written by ntdsbackup (or damaged)")
@@ -139,37 +139,40 @@ class FrameReader:
                 raise ArchiveError(f"not an ntdsbackup archive (bytes {prefix[:4].hex()} at "
                                    f"offset {start})")
 
-    def _decode(self, hdr: FrameHeader, frame: bytes, start: int) -> bytes:
-        if frame[:4] != struct.pack("<I", ZSTD_FRAME_MAGIC):
-            raise CorruptFrame(f"frame at offset {start} is not a zstd frame", hdr, start)
-        obj = self._dctx.decompressobj()
-        try:
-            data = obj.decompress(frame)
-        except zstandard.ZstdError as exc:
-            raise CorruptFrame(f"zstd cannot decode the frame at offset {start}: {exc}", hdr,
-                               start) from None
-        if not obj.eof or obj.unused_data:
-            raise CorruptFrame(f"frame at offset {start} is not exactly one zstd frame", hdr,
-                               start)
-        if len(data) != hdr.raw_size:
-            raise CorruptFrame(f"frame at offset {start} holds {len(data)} bytes, its header "
-                               f"says {hdr.raw_size}", hdr, start)
-        if xxhash.xxh3_128_digest(data) != hdr.xxh3_128:
-            raise CorruptFrame(f"XXH3-128 mismatch in the frame at offset {start}", hdr, start)
-        return data
 
-    @staticmethod
-    def _parse_index(body: bytes, start: int) -> dict:
-        length, magic = INDEX_FOOTER.unpack(body[-INDEX_FOOTER.size:])
-        if magic != INDEX_FOOTER_MAGIC or length != len(body) - INDEX_FOOTER.size:
-            raise ArchiveError(f"seek index at offset {start} has a bad footer")
-        try:
-            index = json.loads(body[:length])
-        except ValueError as exc:
-            raise ArchiveError(f"seek index at offset {start} is not valid JSON: {exc}") from None
-        if not isinstance(index, dict) or index.get("version") != 1:
-            raise ArchiveError("seek index version is not supported")
-        return index
+def decode_frame(dctx, hdr: FrameHeader, frame: bytes, start: int) -> bytes:
+    """Decompress one frame and check it against its header."""
+    if frame[:4] != struct.pack("<I", ZSTD_FRAME_MAGIC):
+        raise CorruptFrame(f"frame at offset {start} is not a zstd frame", hdr, start)
+    obj = dctx.decompressobj()
+    try:
+        data = obj.decompress(frame)
+    except zstandard.ZstdError as exc:
+        raise CorruptFrame(f"zstd cannot decode the frame at offset {start}: {exc}", hdr,
+                           start) from None
+    if not obj.eof or obj.unused_data:
+        raise CorruptFrame(f"frame at offset {start} is not exactly one zstd frame", hdr,
+                           start)
+    if len(data) != hdr.raw_size:
+        raise CorruptFrame(f"frame at offset {start} holds {len(data)} bytes, its header "
+                           f"says {hdr.raw_size}", hdr, start)
+    if xxhash.xxh3_128_digest(data) != hdr.xxh3_128:
+        raise CorruptFrame(f"XXH3-128 mismatch in the frame at offset {start}", hdr, start)
+    return data
+
+
+def parse_index(body: bytes, start: int) -> dict:
+    """Validate and parse the seek index payload (footer included)."""
+    length, magic = INDEX_FOOTER.unpack(body[-INDEX_FOOTER.size:])
+    if magic != INDEX_FOOTER_MAGIC or length != len(body) - INDEX_FOOTER.size:
+        raise ArchiveError(f"seek index at offset {start} has a bad footer")
+    try:
+        index = json.loads(body[:length])
+    except ValueError as exc:
+        raise ArchiveError(f"seek index at offset {start} is not valid JSON: {exc}") from None
+    if not isinstance(index, dict) or index.get("version") != 1:
+        raise ArchiveError("seek index version is not supported")
+    return index
 
 
 class _TarStream(io.RawIOBase):
@@ -236,7 +239,7 @@ class Consumer:
         pass
 
 
-def _load_doc(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> dict:
+def load_doc(tar: tarfile.TarFile, info: tarfile.TarInfo, what: str) -> dict:
     if not info.isfile() or info.size > 64 << 20:
         raise ArchiveError(f"{what} member is not a regular file of sane size")
     try:
@@ -264,7 +267,7 @@ def read_archive(fileobj, consumer: Consumer | None = None,
         first = tar.next()
         if first is None or first.name != MANIFEST_NAME:
             raise ArchiveError("the archive does not start with its manifest")
-        manifest = _load_doc(tar, first, "the manifest")
+        manifest = load_doc(tar, first, "the manifest")
         chunk_size = manifest.get("chunk_size")
         if on_manifest:
             on_manifest(manifest)
@@ -272,9 +275,9 @@ def read_archive(fileobj, consumer: Consumer | None = None,
         trailer = None
         while (info := tar.next()) is not None:
             if info.name == TRAILER_NAME:
-                trailer = _load_doc(tar, info, "the trailer")
+                trailer = load_doc(tar, info, "the trailer")
                 break
-            current = _check_member(info)
+            current = check_member(info)
             consumer.open_member(current)
             h = xxhash.xxh3_128()
             src = tar.extractfile(info)
@@ -305,11 +308,11 @@ def read_archive(fileobj, consumer: Consumer | None = None,
     report.trailer = trailer
     report.archive_bytes = frames.offset
     report.chunk_frames = stream.chunk_frames
-    _cross_check(report)
+    cross_check(report)
     return report
 
 
-def _check_member(info: tarfile.TarInfo) -> MemberResult:
+def check_member(info: tarfile.TarInfo) -> MemberResult:
     if not info.isreg():
         raise ArchiveError(f"member {info.name!r} is not a regular file")
     try:
@@ -333,7 +336,7 @@ def _attribute(exc: CorruptFrame, member: MemberResult | None, chunk_size) -> Ar
     return exc
 
 
-def _cross_check(report: ReadReport) -> None:
+def cross_check(report: ReadReport) -> None:
     trailer_files = report.trailer.get("files")
     if not isinstance(trailer_files, list) or len(trailer_files) != len(report.files):
         raise ArchiveError("the trailer's file list does not match the archive's members")

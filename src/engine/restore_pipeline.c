@@ -1,0 +1,831 @@
+/*
+ * restore_pipeline.c - ntdsb_restore_file(): one file's chunk frames from an
+ * archive stream, decompressed and verified in parallel, written in order.
+ * No Python, no GIL.
+ *
+ *   reader thread ──> ring of slots ──> N workers ──> writer (calling thread)
+ *   read(2) header     (FREE→FILLED→     ZSTD_decompressDCtx  in order: write(2),
+ *   + frame, checks     BUSY→DONE→FREE)  + XXH3-128 check     whole-file XXH3,
+ *   the header                                                cancel hook
+ *
+ * Chunk k lives in slot k % nslots; the writer frees slot k only after chunk k
+ * is written, so at most nslots chunks exist at once and memory is bounded by
+ * the ring.  Slot buffers are allocated on first use, sized from the first
+ * chunk header (every later chunk is the same size or, the last, smaller), so
+ * a one-chunk file costs one slot and nothing is allocated per chunk.
+ *
+ * The descriptor is shared with the Python layer, which reads the archive's
+ * metadata frames before and after this call with unbuffered os.read.  So the
+ * reader never reads a byte beyond the file's last frame: it reads a header,
+ * then exactly its frame, and stops when the raw sizes reach file_size.  (Two
+ * read(2) calls per chunk: at 1 MiB chunks a handful of microseconds per
+ * millisecond of decompression, not worth any cleverness.)
+ *
+ * Errors are reported in file order, not in time order: a failing worker
+ * leaves its error in the slot and the reader leaves a failure at chunk k as
+ * "the stream ends at k with this error"; the writer reports it when it gets
+ * to that chunk.  So the error names the FIRST bad chunk of the file whatever
+ * the thread count or timing (a reader running ahead cannot report chunk 7
+ * before a worker reports chunk 3), at the price of finishing at most a ring
+ * of earlier chunks.  Failures of the writer itself (write, cancel) stop
+ * everyone at once.  Every path joins every thread before returning.
+ *
+ * Synchronisation mirrors backup_pipeline.c: one mutex, three condition
+ * variables with one kind of waiter each (cv_free: reader, cv_work: workers,
+ * cv_done: writer).  At 1 MiB chunks that is a few thousand lock round trips
+ * per second at most.
+ */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zstd.h>
+#include <zstd_errors.h> /* ZSTD_getErrorCode, ZSTD_error_memory_allocation */
+
+#include "engine_internal.h"
+#include "ntdsb_restore.h"
+
+/* Another thread already failed (or the writer stopped us): leave quietly. */
+#define STEP_STOPPED 1
+
+/* The cancel hook is called at least this often while the writer waits, and a
+ * reader blocked on a pipe notices `stop` at least this often. */
+#define CANCEL_INTERVAL 0.100
+#define POLL_MS 100
+
+#define CACHE_LINE 64
+
+enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE };
+
+typedef struct slot {
+    alignas(CACHE_LINE) uint8_t *frame; /* frame_cap bytes: the zstd frame */
+    uint8_t *raw;                       /* raw_cap bytes: the decompressed chunk */
+    uint64_t seq;                       /* chunk index it holds */
+    uint64_t offset;                    /* raw offset of the chunk in the file */
+    uint32_t raw_size;
+    uint32_t frame_size;
+    ntdsb_hash128 hash;                 /* from the chunk header */
+    int rc;                             /* worker's result (NTDSB_OK or the error in err) */
+    int state;                          /* enum slot_state; under p->mu */
+    ntdsb_error err;                    /* the worker's failure, reported in order */
+} slot;
+
+typedef struct worker {
+    alignas(CACHE_LINE) struct rpipe *p;
+    ZSTD_DCtx *dctx;
+    pthread_t tid;
+    int started;
+    double seconds; /* own counter, summed after the join */
+} worker;
+
+typedef struct rpipe {
+    /* Read-only after setup. */
+    int in_fd;
+    int in_pollable; /* not a regular file: poll() before read() so `stop` is seen */
+    uint64_t file_size;
+    uint32_t max_raw;
+    uint32_t nslots;
+    uint32_t nworkers;
+    slot *slots;
+    worker *workers;
+    ntdsb_sink out; /* {out_fd, NULL, NULL}: ntdsb_sink_put's write loop */
+    ntdsb_cancel_fn cancel;
+    void *cancel_ctx;
+
+    /* Reader-owned; read by others only after the join (or, raw_cap /
+     * frame_cap, through a slot published under the mutex). */
+    alignas(CACHE_LINE) uint32_t first_raw; /* raw_size of chunk 0: the chunk size */
+    size_t raw_cap, frame_cap;
+    uint64_t bytes_in;
+    double read_seconds;
+
+    /* Writer-owned (the calling thread). */
+    alignas(CACHE_LINE) XXH3_state_t *file_state;
+    uint64_t bytes_out, chunks;
+    double write_seconds, last_cancel;
+
+    /* Shared, under mu. */
+    alignas(CACHE_LINE) pthread_mutex_t mu;
+    pthread_cond_t cv_free; /* a slot became FREE: reader */
+    pthread_cond_t cv_work; /* a slot became FILLED, or the reader finished: workers */
+    pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
+    uint64_t produced;      /* chunks published by the reader */
+    uint64_t next_work;     /* next chunk a worker takes */
+    int reader_done;        /* the reader published its last chunk (or failed) */
+    int reader_rc;          /* NTDSB_OK, or the failure at chunk `produced` */
+    ntdsb_error reader_err;
+    int failed;
+    ntdsb_error err;        /* the reported failure */
+    atomic_int stop;        /* also read without the lock between reads */
+} rpipe;
+
+/* ---- errors -------------------------------------------------------------------- */
+
+static void wake_all_locked(rpipe *p)
+{
+    pthread_cond_broadcast(&p->cv_free);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_cond_broadcast(&p->cv_done);
+}
+
+/* Publish *e if it is the first reported failure, and stop everyone.  Caller holds mu. */
+static void fail_locked(rpipe *p, const ntdsb_error *e)
+{
+    if (!p->failed) {
+        p->failed = 1;
+        p->err = *e;
+    }
+    atomic_store(&p->stop, 1);
+    wake_all_locked(p);
+}
+
+static void fail(rpipe *p, const ntdsb_error *e)
+{
+    pthread_mutex_lock(&p->mu);
+    fail_locked(p, e);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* A corrupt-input error.  The message starts "chunk K (offset O): " so that a
+ * report names the place without the caller formatting chunk_index/offset. */
+static int corrupt(ntdsb_error *e, uint64_t seq, uint64_t off, const char *call,
+                   const char *fmt, const char *detail)
+{
+    ntdsb_err_set(e, NTDSB_E_CORRUPT, call, seq, off, "chunk %llu (offset %llu): %s%s",
+                  (unsigned long long)seq, (unsigned long long)off, fmt,
+                  detail != NULL ? detail : "");
+    return NTDSB_E_CORRUPT;
+}
+
+/* ---- the reader ------------------------------------------------------------------ */
+
+/*
+ * Wait until in_fd is readable, `stop` is set, or something is wrong with
+ * the descriptor (read() then reports it).  Only for pipes, sockets and
+ * terminals: a read() blocked there could otherwise outlive a cancel or a
+ * failure forever, and the join would hang with it.
+ */
+static int wait_readable(rpipe *p)
+{
+    for (;;) {
+        struct pollfd pfd;
+        int n;
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
+            return STEP_STOPPED;
+        pfd.fd = p->in_fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, POLL_MS);
+        if (n > 0)
+            return NTDSB_OK; /* data, end of file, POLLHUP or POLLERR: read() says which */
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            return NTDSB_OK; /* let read() report the problem with its errno */
+    }
+}
+
+/*
+ * Read exactly `want` bytes unless the input ends first.  *got = bytes read.
+ * NTDSB_OK (check *got for an early end), NTDSB_E_READ (e filled) or
+ * STEP_STOPPED.
+ */
+static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t seq,
+                     uint64_t off, ntdsb_error *e)
+{
+    double t0 = ntdsb_now();
+    size_t have = 0;
+    int rc = NTDSB_OK;
+
+    while (have < want) {
+        ssize_t n;
+        if (p->in_pollable) {
+            if ((rc = wait_readable(p)) != NTDSB_OK)
+                break;
+        } else if (atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+            rc = STEP_STOPPED;
+            break;
+        }
+        n = read(p->in_fd, buf + have, want - have);
+        if (n > 0) {
+            have += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            break; /* end of input */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* A non-blocking descriptor the caller gave us: wait, don't spin. */
+            struct pollfd pfd = {p->in_fd, POLLIN, 0};
+            (void)poll(&pfd, 1, POLL_MS);
+            continue;
+        }
+        {
+            int en = errno;
+            ntdsb_err_set(e, NTDSB_E_READ, "read", seq, off,
+                          "chunk %llu (offset %llu): reading the archive failed: %s",
+                          (unsigned long long)seq, (unsigned long long)off, strerror(en));
+            e->sys_errno = en;
+            rc = NTDSB_E_READ;
+            break;
+        }
+    }
+    p->bytes_in += have;
+    p->read_seconds += ntdsb_now() - t0;
+    *got = have;
+    return rc;
+}
+
+/* Allocate slot s's buffers from the first chunk's size (reader-owned slot). */
+static int slot_alloc(rpipe *p, slot *s, uint64_t seq, uint64_t off, ntdsb_error *e)
+{
+    s->frame = ntdsb_alloc_aligned(p->frame_cap);
+    s->raw = ntdsb_alloc_aligned(p->raw_cap);
+    if (s->frame == NULL || s->raw == NULL) {
+        ntdsb_err_set(e, NTDSB_E_NOMEM, "malloc", seq, off,
+                      "chunk %llu (offset %llu): out of memory allocating a ring slot "
+                      "(%zu + %zu bytes)",
+                      (unsigned long long)seq, (unsigned long long)off, p->frame_cap,
+                      p->raw_cap);
+        return NTDSB_E_NOMEM;
+    }
+    return NTDSB_OK;
+}
+
+/*
+ * Read and check chunk `seq` (raw offset `off`) into slot s, which the reader
+ * owns (FREE).  Every header check is done before the frame is read, so a
+ * hostile size never makes us allocate or read more than the limits allow.
+ */
+static int read_chunk(rpipe *p, slot *s, uint64_t seq, uint64_t off, ntdsb_error *e)
+{
+    uint8_t hdr[NTDSB_CHUNK_HEADER_SIZE];
+    ntdsb_chunk_header h;
+    const char *why;
+    char detail[160];
+    size_t got, bound;
+    int last, rc;
+
+    rc = read_full(p, hdr, sizeof hdr, &got, seq, off, e);
+    if (rc != NTDSB_OK)
+        return rc;
+    if (got < sizeof hdr) {
+        snprintf(detail, sizeof detail, " (end of input after %zu of the %u header bytes)", got,
+                 NTDSB_CHUNK_HEADER_SIZE);
+        return corrupt(e, seq, off, "read", "truncated", detail);
+    }
+    if (ntdsb_chunk_header_decode(hdr, sizeof hdr, &h, &why) != NTDSB_OK)
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", why);
+    if (h.raw_size > p->max_raw) {
+        snprintf(detail, sizeof detail, "raw_size %u is above the limit %u", h.raw_size,
+                 p->max_raw);
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", detail);
+    }
+    if (h.chunk_index != seq) {
+        snprintf(detail, sizeof detail, "chunk_index %llu where %llu was expected",
+                 (unsigned long long)h.chunk_index, (unsigned long long)seq);
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", detail);
+    }
+    if (h.raw_size > p->file_size - off) {
+        snprintf(detail, sizeof detail, "raw_size %u goes past the file size %llu",
+                 h.raw_size, (unsigned long long)p->file_size);
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", detail);
+    }
+    last = h.raw_size == p->file_size - off;
+    if (seq == 0) {
+        p->first_raw = h.raw_size;
+    } else if (h.raw_size != p->first_raw && !(last && h.raw_size < p->first_raw)) {
+        /* Only the last chunk may differ, and only by being shorter: the
+         * backup engine cuts every chunk at chunk_size. */
+        snprintf(detail, sizeof detail, "raw_size %u differs from the first chunk's %u%s",
+                 h.raw_size, p->first_raw, last ? "" : " and it is not the last chunk");
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", detail);
+    }
+    bound = ZSTD_compressBound(h.raw_size);
+    if (h.frame_size > bound) {
+        snprintf(detail, sizeof detail, "frame_size %u is above ZSTD_compressBound(%u) = %zu",
+                 h.frame_size, h.raw_size, bound);
+        return corrupt(e, seq, off, NULL, "bad chunk header: ", detail);
+    }
+
+    if (p->frame_cap == 0) {
+        /* The first chunk fixes the slot size for the whole file (the header
+         * checks above keep every later chunk within it). */
+        p->raw_cap = p->first_raw;
+        p->frame_cap = ZSTD_compressBound(p->first_raw);
+    }
+    if (s->frame == NULL && (rc = slot_alloc(p, s, seq, off, e)) != NTDSB_OK)
+        return rc;
+
+    rc = read_full(p, s->frame, h.frame_size, &got, seq, off, e);
+    if (rc != NTDSB_OK)
+        return rc;
+    if (got < h.frame_size) {
+        snprintf(detail, sizeof detail, " (end of input after %zu of the %u frame bytes)", got,
+                 h.frame_size);
+        return corrupt(e, seq, off, "read", "truncated", detail);
+    }
+    s->seq = seq;
+    s->offset = off;
+    s->raw_size = h.raw_size;
+    s->frame_size = h.frame_size;
+    s->hash = h.hash;
+    return NTDSB_OK;
+}
+
+/* The reader leaves its failure for the writer, who reports it after every
+ * earlier chunk (whose own errors come first).  STEP_STOPPED: nothing to say. */
+static void reader_finish(rpipe *p, int rc, const ntdsb_error *e)
+{
+    pthread_mutex_lock(&p->mu);
+    if (rc != NTDSB_OK && rc != STEP_STOPPED) {
+        p->reader_rc = rc;
+        p->reader_err = *e;
+    }
+    p->reader_done = 1;
+    pthread_cond_broadcast(&p->cv_work); /* idle workers can leave */
+    pthread_cond_signal(&p->cv_done);    /* the writer may be waiting for the end */
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void *reader_main(void *arg)
+{
+    rpipe *p = arg;
+    ntdsb_error e;
+    uint64_t seq = 0, off = 0;
+    int rc = NTDSB_OK;
+
+    ntdsb_err_clear(&e);
+    while (off < p->file_size) {
+        slot *s = &p->slots[seq % p->nslots];
+
+        pthread_mutex_lock(&p->mu);
+        while (!atomic_load(&p->stop) && s->state != SLOT_FREE)
+            pthread_cond_wait(&p->cv_free, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->stop)) {
+            rc = STEP_STOPPED;
+            break;
+        }
+
+        rc = read_chunk(p, s, seq, off, &e); /* the slot is ours: no lock while reading */
+        if (rc != NTDSB_OK)
+            break;
+
+        pthread_mutex_lock(&p->mu);
+        s->state = SLOT_FILLED;
+        p->produced = seq + 1;
+        pthread_cond_signal(&p->cv_work);
+        pthread_mutex_unlock(&p->mu);
+        off += s->raw_size;
+        seq++;
+    }
+    reader_finish(p, rc, &e);
+    return NULL;
+}
+
+/* ---- the workers ------------------------------------------------------------------ */
+
+/* Decompress and verify the chunk in s.  Result in s->rc / s->err. */
+static int decode_chunk(worker *w, slot *s)
+{
+    const uint64_t seq = s->seq, off = s->offset;
+    ntdsb_error *e = &s->err;
+    unsigned long long fcs;
+    XXH128_canonical_t canon;
+    char detail[160];
+    size_t n;
+
+    /* The header is only a claim about the frame: check the frame's own
+     * content size, and that frame_size covers exactly one frame (one-shot
+     * decompression would otherwise happily decode a second frame, or a
+     * skippable one, hidden behind the first). */
+    fcs = ZSTD_getFrameContentSize(s->frame, s->frame_size);
+    if (fcs == ZSTD_CONTENTSIZE_ERROR)
+        return corrupt(e, seq, off, "ZSTD_getFrameContentSize", "not a zstd frame", NULL);
+    if (fcs == ZSTD_CONTENTSIZE_UNKNOWN)
+        return corrupt(e, seq, off, "ZSTD_getFrameContentSize",
+                       "the zstd frame does not record its content size", NULL);
+    if (fcs != s->raw_size) {
+        snprintf(detail, sizeof detail, "the zstd frame holds %llu bytes, the header says %u",
+                 fcs, s->raw_size);
+        return corrupt(e, seq, off, "ZSTD_getFrameContentSize", "", detail);
+    }
+    n = ZSTD_findFrameCompressedSize(s->frame, s->frame_size);
+    if (ZSTD_isError(n)) {
+        corrupt(e, seq, off, "ZSTD_findFrameCompressedSize", "zstd: ", ZSTD_getErrorName(n));
+        e->lib_code = n;
+        return NTDSB_E_CORRUPT;
+    }
+    if (n != s->frame_size) {
+        snprintf(detail, sizeof detail, "the zstd frame is %zu bytes, the header says %u", n,
+                 s->frame_size);
+        return corrupt(e, seq, off, "ZSTD_findFrameCompressedSize", "", detail);
+    }
+
+    n = ZSTD_decompressDCtx(w->dctx, s->raw, s->raw_size, s->frame, s->frame_size);
+    if (ZSTD_isError(n)) {
+        /* Damaged input is CORRUPT (zstd's content checksum catches most of
+         * it); only an allocation failure inside zstd is not the archive's fault. */
+        int nomem = ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation;
+        ntdsb_err_set(e, nomem ? NTDSB_E_NOMEM : NTDSB_E_CORRUPT, "ZSTD_decompressDCtx", seq,
+                      off, "chunk %llu (offset %llu): zstd: %s", (unsigned long long)seq,
+                      (unsigned long long)off, ZSTD_getErrorName(n));
+        e->lib_code = n;
+        return e->status;
+    }
+    if (n != s->raw_size) {
+        snprintf(detail, sizeof detail, "decompressed %zu bytes, the header says %u", n,
+                 s->raw_size);
+        return corrupt(e, seq, off, "ZSTD_decompressDCtx", "", detail);
+    }
+    /* Hashed here, right after decompression, while the chunk is in cache. */
+    XXH128_canonicalFromHash(&canon, XXH3_128bits(s->raw, s->raw_size));
+    if (memcmp(canon.digest, s->hash.bytes, sizeof s->hash.bytes) != 0)
+        return corrupt(e, seq, off, "XXH3_128bits", "XXH3-128 mismatch", NULL);
+    return NTDSB_OK;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    rpipe *p = w->p;
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        slot *s;
+        double t0;
+
+        while (!atomic_load(&p->stop) && p->next_work >= p->produced && !p->reader_done)
+            pthread_cond_wait(&p->cv_work, &p->mu);
+        if (atomic_load(&p->stop) || p->next_work >= p->produced)
+            break; /* stopped, or the reader is done and nothing is left */
+        s = &p->slots[p->next_work % p->nslots];
+        p->next_work++;
+        s->state = SLOT_BUSY;
+        pthread_mutex_unlock(&p->mu);
+
+        t0 = ntdsb_now();
+        s->rc = decode_chunk(w, s);
+        w->seconds += ntdsb_now() - t0;
+
+        pthread_mutex_lock(&p->mu);
+        /* Even a failed chunk becomes DONE: the writer reports it in order. */
+        s->state = SLOT_DONE;
+        pthread_cond_signal(&p->cv_done); /* one waiter only: the writer */
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- the writer (calling thread) ----------------------------------------------------- */
+
+static int cancelled(rpipe *p, uint64_t seq, uint64_t off, ntdsb_error *e)
+{
+    p->last_cancel = ntdsb_now();
+    if (p->cancel == NULL || p->cancel(p->cancel_ctx) == 0)
+        return 0;
+    ntdsb_err_set(e, NTDSB_E_CANCELLED, NULL, seq, off, "cancelled at chunk %llu (offset %llu)",
+                  (unsigned long long)seq, (unsigned long long)off);
+    return 1;
+}
+
+/* Hash the chunk into the whole-file state and write it out. */
+static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
+{
+    XXH3_128bits_update(p->file_state, s->raw, s->raw_size);
+    if (p->out.fd >= 0) {
+        int sys_errno = 0;
+        double t0 = ntdsb_now();
+        int rc = ntdsb_sink_put(&p->out, s->raw, s->raw_size, &sys_errno);
+        p->write_seconds += ntdsb_now() - t0;
+        if (rc != NTDSB_OK) {
+            ntdsb_err_set(e, NTDSB_E_WRITE, "write", s->seq, s->offset,
+                          "chunk %llu (offset %llu): writing the output failed: %s",
+                          (unsigned long long)s->seq, (unsigned long long)s->offset,
+                          strerror(sys_errno));
+            e->sys_errno = sys_errno;
+            return NTDSB_E_WRITE;
+        }
+    }
+    p->bytes_out += s->raw_size;
+    p->chunks++;
+    return NTDSB_OK;
+}
+
+/* Returns when every chunk is written (NTDSB_OK) or on the first failure in
+ * file order (recorded with fail()). */
+static void run_writer(rpipe *p)
+{
+    ntdsb_error e;
+    uint64_t ws = 0;
+
+    for (;;) {
+        slot *s = &p->slots[ws % p->nslots];
+        int stopped, ready, at_end;
+
+        /* Between chunks.  Chunk ws starts at bytes_out: every earlier one is written. */
+        if (cancelled(p, ws, p->bytes_out, &e)) {
+            fail(p, &e);
+            return;
+        }
+
+        pthread_mutex_lock(&p->mu);
+        for (;;) {
+            struct timespec ts;
+            double remain;
+
+            if (atomic_load(&p->stop) || (s->state == SLOT_DONE && s->seq == ws) ||
+                (p->reader_done && ws == p->produced))
+                break;
+            remain = p->last_cancel + CANCEL_INTERVAL - ntdsb_now();
+            if (remain <= 0) {
+                /* Not holding the mutex while the hook runs: it may block on
+                 * the GIL for a while. */
+                int stop_now;
+                pthread_mutex_unlock(&p->mu);
+                stop_now = cancelled(p, ws, p->bytes_out, &e);
+                pthread_mutex_lock(&p->mu);
+                if (stop_now)
+                    fail_locked(p, &e);
+                continue;
+            }
+            ntdsb_deadline_after(&ts, remain);
+            pthread_cond_timedwait(&p->cv_done, &p->mu, &ts);
+        }
+        stopped = atomic_load(&p->stop);
+        ready = !stopped && s->state == SLOT_DONE && s->seq == ws;
+        at_end = !stopped && !ready && p->reader_done && ws == p->produced;
+        if (at_end && p->reader_rc != NTDSB_OK)
+            fail_locked(p, &p->reader_err); /* the stream ended badly at chunk ws */
+        pthread_mutex_unlock(&p->mu);
+        if (!ready)
+            return; /* stopped, or the end (good or bad) */
+
+        if (s->rc != NTDSB_OK) {
+            fail(p, &s->err);
+            return;
+        }
+        if (write_chunk(p, s, &e) != NTDSB_OK) {
+            fail(p, &e);
+            return;
+        }
+        pthread_mutex_lock(&p->mu);
+        s->state = SLOT_FREE;
+        pthread_cond_signal(&p->cv_free);
+        pthread_mutex_unlock(&p->mu);
+        ws++;
+    }
+}
+
+/* ---- setup, threads, teardown ----------------------------------------------------- */
+
+static int sync_init(rpipe *p)
+{
+    int rc = pthread_mutex_init(&p->mu, NULL);
+    if (rc != 0)
+        return rc;
+    if ((rc = ntdsb_cond_init_monotonic(&p->cv_free)) == 0) {
+        if ((rc = ntdsb_cond_init_monotonic(&p->cv_work)) == 0) {
+            if ((rc = ntdsb_cond_init_monotonic(&p->cv_done)) == 0)
+                return 0;
+            pthread_cond_destroy(&p->cv_work);
+        }
+        pthread_cond_destroy(&p->cv_free);
+    }
+    pthread_mutex_destroy(&p->mu);
+    return rc;
+}
+
+static void sync_destroy(rpipe *p)
+{
+    pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv_work);
+    pthread_cond_destroy(&p->cv_free);
+    pthread_mutex_destroy(&p->mu);
+}
+
+static void run_threaded(rpipe *p)
+{
+    ntdsb_error e;
+    ntdsb_sigmask saved;
+    pthread_t reader;
+    int reader_started = 0;
+    uint32_t i;
+    int rc = 0;
+
+    /* SIGINT and friends must reach the calling thread, never an engine thread. */
+    ntdsb_block_async_signals(&saved);
+    for (i = 0; i < p->nworkers && rc == 0; i++) {
+        rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
+        p->workers[i].started = rc == 0;
+    }
+    if (rc == 0) {
+        rc = pthread_create(&reader, NULL, reader_main, p);
+        reader_started = rc == 0;
+    }
+    ntdsb_restore_signal_mask(&saved);
+    if (rc != 0) {
+        ntdsb_err_set(&e, NTDSB_E_THREAD, "pthread_create", 0, 0,
+                      "could not start an engine thread: %s", strerror(rc));
+        e.sys_errno = rc;
+        fail(p, &e);
+    } else {
+        run_writer(p);
+    }
+
+    /* Every path ends here: on success the reader is done and the workers
+     * leave once nothing is left; otherwise `stop` is set.  Set it anyway (a
+     * success has nothing left to do) so that nobody waits, then join all. */
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    wake_all_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    if (reader_started)
+        pthread_join(reader, NULL);
+    for (i = 0; i < p->nworkers; i++)
+        if (p->workers[i].started)
+            pthread_join(p->workers[i].tid, NULL);
+}
+
+static int nomem(ntdsb_error *e, const char *call, const char *what)
+{
+    ntdsb_err_set(e, NTDSB_E_NOMEM, call, 0, 0, "out of memory allocating %s", what);
+    return NTDSB_E_NOMEM;
+}
+
+static int setup(rpipe *p, uint32_t threads, uint32_t depth, ntdsb_error *e)
+{
+    uint32_t i;
+
+    p->nslots = depth;
+    /* More workers than slots could never all be busy. */
+    p->nworkers = threads < depth ? threads : depth;
+    /* Only the slot array now: its buffers come with the first chunk header. */
+    p->slots = ntdsb_alloc_aligned(sizeof *p->slots * p->nslots);
+    if (p->slots == NULL)
+        return nomem(e, "malloc", "the ring");
+    memset(p->slots, 0, sizeof *p->slots * p->nslots);
+
+    p->workers = ntdsb_alloc_aligned(sizeof *p->workers * p->nworkers);
+    if (p->workers == NULL)
+        return nomem(e, "malloc", "the workers");
+    memset(p->workers, 0, sizeof *p->workers * p->nworkers);
+    for (i = 0; i < p->nworkers; i++) {
+        p->workers[i].p = p;
+        p->workers[i].dctx = ZSTD_createDCtx();
+        if (p->workers[i].dctx == NULL)
+            return nomem(e, "ZSTD_createDCtx", "a zstd context");
+    }
+    return NTDSB_OK;
+}
+
+static void teardown(rpipe *p)
+{
+    uint32_t i;
+    if (p->slots != NULL) {
+        for (i = 0; i < p->nslots; i++) {
+            free(p->slots[i].frame);
+            free(p->slots[i].raw);
+        }
+        free(p->slots);
+    }
+    if (p->workers != NULL) {
+        for (i = 0; i < p->nworkers; i++)
+            ZSTD_freeDCtx(p->workers[i].dctx);
+        free(p->workers);
+    }
+    if (p->file_state != NULL)
+        XXH3_freeState(p->file_state);
+}
+
+int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
+                       const ntdsb_restore_config *cfg,
+                       ntdsb_cancel_fn cancel, void *cancel_ctx,
+                       ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
+                       ntdsb_error *err)
+{
+    const double t_start = ntdsb_now();
+    ntdsb_error local_err;
+    uint32_t threads, depth, max_raw;
+    struct stat st;
+    rpipe *p;
+    int rc;
+    uint32_t i;
+
+    if (err == NULL)
+        err = &local_err;
+    ntdsb_err_clear(err);
+    if (stats != NULL)
+        memset(stats, 0, sizeof *stats);
+    if (file_hash != NULL)
+        memset(file_hash, 0, sizeof *file_hash);
+
+    if (cfg == NULL) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "config is NULL");
+        return NTDSB_E_CONFIG;
+    }
+    if (in_fd < 0) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "in_fd %d is invalid", in_fd);
+        return NTDSB_E_CONFIG;
+    }
+    threads = cfg->threads != 0 ? cfg->threads : ntdsb_cpu_count();
+    if (threads > NTDSB_THREADS_MAX) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "threads %u is invalid: it must be 0 (CPU count) or between 1 and %u",
+                      cfg->threads, NTDSB_THREADS_MAX);
+        return NTDSB_E_CONFIG;
+    }
+    depth = cfg->ring_depth;
+    if (depth == 0)
+        depth = threads + 2u > NTDSB_RING_MAX ? NTDSB_RING_MAX : threads + 2u;
+    if (depth < NTDSB_RING_MIN || depth > NTDSB_RING_MAX) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "ring_depth %u is invalid: it must be 0 (threads + 2) or between %u and %u",
+                      cfg->ring_depth, NTDSB_RING_MIN, NTDSB_RING_MAX);
+        return NTDSB_E_CONFIG;
+    }
+    max_raw = cfg->max_raw_size != 0 ? cfg->max_raw_size : NTDSB_CHUNK_MAX;
+    if (max_raw > NTDSB_CHUNK_MAX) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "max_raw_size %u is invalid: it must be 0 (%u) or at most %u",
+                      cfg->max_raw_size, NTDSB_CHUNK_MAX, NTDSB_CHUNK_MAX);
+        return NTDSB_E_CONFIG;
+    }
+
+    /* The pipeline holds cache-line-aligned members: allocate it aligned. */
+    p = ntdsb_alloc_aligned(sizeof *p);
+    if (p == NULL)
+        return nomem(err, "malloc", "the pipeline");
+    memset(p, 0, sizeof *p);
+    p->in_fd = in_fd;
+    p->file_size = file_size;
+    p->max_raw = max_raw;
+    p->out.fd = out_fd;
+    p->cancel = cancel;
+    p->cancel_ctx = cancel_ctx;
+    atomic_init(&p->stop, 0);
+
+    if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* We read it once, front to back: ask for aggressive read-ahead.  It
+         * only changes the kernel's read-ahead window of this open file,
+         * which the Python layer also reads sequentially. */
+        (void)posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    } else {
+        p->in_pollable = 1; /* pipe, socket, terminal (or unknown): never block blind */
+    }
+
+    p->file_state = XXH3_createState();
+    if (p->file_state == NULL || XXH3_128bits_reset(p->file_state) != XXH_OK)
+        rc = nomem(err, "XXH3_createState", "the file hash state");
+    else if (file_size == 0)
+        rc = NTDSB_OK; /* no chunks: read nothing, start nothing */
+    else if ((rc = setup(p, threads, depth, err)) == NTDSB_OK) {
+        if ((rc = sync_init(p)) != 0) {
+            ntdsb_err_set(err, NTDSB_E_THREAD, "pthread_mutex_init", 0, 0,
+                          "could not initialise the pipeline's locks: %s", strerror(rc));
+            err->sys_errno = rc;
+            rc = NTDSB_E_THREAD;
+        } else {
+            run_threaded(p); /* every thread is joined when it returns */
+            sync_destroy(p);
+            if (p->failed) {
+                *err = p->err;
+                rc = p->err.status;
+            } else {
+                rc = NTDSB_OK;
+            }
+        }
+    }
+
+    if (rc == NTDSB_OK && file_hash != NULL) {
+        XXH128_canonical_t canon;
+        XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(p->file_state));
+        memcpy(file_hash->bytes, canon.digest, sizeof file_hash->bytes);
+    }
+    if (stats != NULL) {
+        stats->bytes_in = p->bytes_in;
+        stats->bytes_out = p->bytes_out;
+        stats->chunks = p->chunks;
+        stats->read_seconds = p->read_seconds;
+        for (i = 0; p->workers != NULL && i < p->nworkers; i++)
+            stats->decompress_seconds += p->workers[i].seconds;
+        stats->write_seconds = p->write_seconds;
+    }
+    teardown(p);
+    free(p);
+    if (stats != NULL)
+        stats->wall_seconds = ntdsb_now() - t_start;
+    return rc;
+}

@@ -1,0 +1,103 @@
+"""Running measurements side by side: every measurement in a child process,
+alternating between contenders on each round (so a noisy neighbour hits all of
+them alike), repeated, summarised as median and spread."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Run:
+    bytes: int
+    seconds: float
+    cpu_seconds: float
+    max_rss_kib: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Contender:
+    """A named measurement: argv of a child process, and how to read its result.
+
+    If the child prints a JSON line with "bytes" and "seconds", those are used
+    (timed inside the child: no interpreter start-up); otherwise the wall time
+    of the whole child and `nbytes` count.  `after` runs in the parent after
+    the child (e.g. fsync of a CLI tool's output) and is timed with it.
+    """
+
+    name: str
+    argv: list[str]
+    nbytes: int | None = None
+    after: object = None
+    runs: list[Run] = field(default_factory=list)
+
+    def median_mb_per_s(self) -> float:
+        return statistics.median(r.mb_per_s for r in self.runs) if self.runs else 0.0
+
+    def summary(self) -> dict:
+        rates = [r.mb_per_s for r in self.runs]
+        return {
+            "name": self.name,
+            "runs": len(self.runs),
+            "mb_per_s_median": round(statistics.median(rates), 1) if rates else None,
+            "mb_per_s_min": round(min(rates), 1) if rates else None,
+            "mb_per_s_max": round(max(rates), 1) if rates else None,
+            "cpu_seconds_median": round(statistics.median(r.cpu_seconds for r in self.runs), 3)
+            if self.runs else None,
+            "max_rss_mib": round(max(r.max_rss_kib for r in self.runs) / 1024, 1)
+            if self.runs else None,
+            "bytes": self.runs[0].bytes if self.runs else None,
+            "extra": self.runs[-1].extra if self.runs else {},
+        }
+
+
+def measure(contender: Contender, env: dict | None = None) -> Run:
+    """One run of one contender.  CPU time and peak RSS come from wait4() on the
+    child, so they are the child's own."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(contender.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{contender.name} failed ({proc.returncode}): "
+                           f"{err.decode(errors='replace')[-2000:]}")
+    if contender.after is not None:
+        contender.after()
+    wall = time.monotonic() - t0
+    nbytes, seconds, extra = contender.nbytes, wall, {}
+    for line in reversed(out.decode().splitlines()):
+        if line.startswith("{"):
+            doc = json.loads(line)
+            nbytes, seconds = doc["bytes"], doc["seconds"]
+            extra = {k: v for k, v in doc.items() if k not in ("bytes", "seconds")}
+            break
+    return Run(int(nbytes or 0), seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, extra)
+
+
+def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,
+              on_run=None) -> None:
+    """Round-robin: A B C, A B C, ... so drift hits every contender alike."""
+    for i in range(repeat):
+        for c in contenders:
+            run = measure(c, env)
+            c.runs.append(run)
+            if on_run:
+                on_run(i, c, run)
+
+
+def python_child(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

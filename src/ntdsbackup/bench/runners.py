@@ -1,0 +1,100 @@
+"""The measured operations.  Each runs in its own child process (so its CPU
+time and peak RSS are its own) and prints one JSON line: {"bytes", "seconds"}.
+
+    python -m ntdsbackup.bench.runners KIND --root R --server S --out PATH [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def run_engine_backup(args) -> dict:
+    from ..backup import backup
+    from ..emu import use_emu_root
+
+    use_emu_root(args.root)
+    s = backup(args.server, args.out, level=args.level, threads=args.threads,
+               chunk_size=args.chunk_size, ring_depth=args.ring, serial=args.serial,
+               truncate=False)
+    return {"bytes": s.bytes_read, "seconds": s.seconds, "written": s.bytes_written,
+            "stats": s.stats}
+
+
+def run_python_loop(args) -> dict:
+    """The baseline a user would write first: DsBackupRead 1 MiB at a time,
+    xxhash, zstandard.compress, write.  Same phases and provider as the engine."""
+    import xxhash
+    import zstandard
+
+    from ..emu import use_emu_root
+    from ..lists import parse_multistring
+    from ..provider import open_provider
+
+    use_emu_root(args.root)
+    prov = open_provider()
+    t0 = time.monotonic()
+    total = written = 0
+    cctx = zstandard.ZstdCompressor(level=args.level, write_checksum=True)
+    buf = bytearray(args.chunk_size)
+    with open(args.out, "wb") as out, prov.backup_prepare(args.server) as ctx:
+        for entries in (lambda: ctx.get_database_names(), lambda: ctx.get_backup_logs()):
+            for entry in parse_multistring(entries()):
+                ctx.open_file(entry.path, args.chunk_size)
+                whole = xxhash.xxh3_128()
+                while True:
+                    n = ctx.read(buf)
+                    if n == 0:
+                        break
+                    data = bytes(buf[:n])
+                    whole.update(data)
+                    xxhash.xxh3_128_digest(data)
+                    frame = cctx.compress(data)
+                    out.write(frame)
+                    total += n
+                    written += len(frame)
+                ctx.close_file()
+        out.flush()
+        os.fsync(out.fileno())
+    return {"bytes": total, "seconds": time.monotonic() - t0, "written": written}
+
+
+def run_engine_restore(args) -> dict:
+    from ..archive.restore_reader import restore_to_directory
+
+    t0 = time.monotonic()
+    report = restore_to_directory(args.archive, args.out, threads=args.threads)
+    return {"bytes": report.raw_bytes, "seconds": time.monotonic() - t0}
+
+
+RUNNERS = {
+    "engine-backup": run_engine_backup,
+    "python-loop": run_python_loop,
+    "engine-restore": run_engine_restore,
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=sorted(RUNNERS))
+    ap.add_argument("--root")
+    ap.add_argument("--server", default="DC01")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--archive")
+    ap.add_argument("--level", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--chunk-size", type=int, default=1 << 20)
+    ap.add_argument("--ring", type=int, default=0)
+    ap.add_argument("--serial", action="store_true")
+    args = ap.parse_args(argv)
+    result = RUNNERS[args.kind](args)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

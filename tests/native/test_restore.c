@@ -1,0 +1,1342 @@
+/*
+ * test_restore.c - standalone tests (and a benchmark) of ntdsb_restore_file().
+ *
+ * Input streams are made by the backup engine itself (ntdsb_backup_file with
+ * an in-process fake provider serving ESE-like pages), written to a temp file
+ * or a pipe, followed by a trailing marker that stands for the archive's next
+ * metadata frame: after every successful restore the descriptor must sit
+ * exactly on that marker.  Hostile streams are the engine's bytes with one
+ * field or bit changed, or (for frames the engine cannot make: no content
+ * size, a second frame hidden behind the first) built here with libzstd.
+ *
+ * Memory: the build links with -Wl,--wrap=posix_memalign,--wrap=free, so the
+ * engine's ring allocations (ntdsb_alloc_aligned) are counted and the peak
+ * during a restore is compared with ring_depth slots.
+ *
+ *   ./test_restore               run the tests; last line "N passed, N failed"
+ *   ./test_restore --bench MB [--runs N] [--chunk KiB]
+ *                                restore throughput vs `zstd -d -T1`, both to a file in /tmp
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "ntdsb_engine.h"
+#include "ntdsb_ese.h"
+#include "ntdsb_restore.h"
+
+/* ---- tiny harness ---------------------------------------------------------------- */
+
+static int g_passed, g_failed;
+static const char *g_test = "";
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            g_passed++;                                                                  \
+        } else {                                                                         \
+            g_failed++;                                                                  \
+            fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_test, __FILE__, __LINE__, #cond); \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                               \
+    do {                                                                                 \
+        long long a_ = (long long)(a), b_ = (long long)(b);                              \
+        if (a_ == b_) {                                                                  \
+            g_passed++;                                                                  \
+        } else {                                                                         \
+            g_failed++;                                                                  \
+            fprintf(stderr, "FAIL [%s] %s:%d: %s == %s (%lld != %lld)\n", g_test,        \
+                    __FILE__, __LINE__, #a, #b, a_, b_);                                 \
+        }                                                                                \
+    } while (0)
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_us(unsigned us)
+{
+    struct timespec ts = {us / 1000000u, (long)(us % 1000000u) * 1000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Threads of this process: after every ntdsb_restore_file() it must be 1
+ * (2 while a pipe feeder runs). */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- allocation tracking (--wrap=posix_memalign, --wrap=free) ------------------ */
+
+int __real_posix_memalign(void **ptr, size_t align, size_t n);
+void __real_free(void *ptr);
+int __wrap_posix_memalign(void **ptr, size_t align, size_t n);
+void __wrap_free(void *ptr);
+
+#define TRACK_MAX 4096
+static pthread_mutex_t g_track_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *ptr;
+    size_t size;
+} g_track[TRACK_MAX];
+static size_t g_live, g_peak;
+static uint64_t g_allocs;
+
+int __wrap_posix_memalign(void **ptr, size_t align, size_t n)
+{
+    int rc = __real_posix_memalign(ptr, align, n);
+    int i;
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&g_track_mu);
+    for (i = 0; i < TRACK_MAX; i++)
+        if (g_track[i].ptr == NULL) {
+            g_track[i].ptr = *ptr;
+            g_track[i].size = n;
+            break;
+        }
+    g_live += n;
+    if (g_live > g_peak)
+        g_peak = g_live;
+    g_allocs++;
+    pthread_mutex_unlock(&g_track_mu);
+    return 0;
+}
+
+void __wrap_free(void *ptr)
+{
+    int i;
+    if (ptr != NULL) {
+        pthread_mutex_lock(&g_track_mu);
+        for (i = 0; i < TRACK_MAX; i++)
+            if (g_track[i].ptr == ptr) {
+                g_live -= g_track[i].size;
+                g_track[i].ptr = NULL;
+                break;
+            }
+        pthread_mutex_unlock(&g_track_mu);
+    }
+    __real_free(ptr);
+}
+
+static void track_reset(void)
+{
+    pthread_mutex_lock(&g_track_mu);
+    g_peak = g_live;
+    g_allocs = 0;
+    pthread_mutex_unlock(&g_track_mu);
+}
+
+/* ---- data -------------------------------------------------------------------------- */
+
+/* ESE-like directory pages (compress about 3-5x with zstd -1), cut to size. */
+static uint8_t *gen_data(uint64_t size, uint64_t seed)
+{
+    const size_t page = 8192;
+    size_t npages = (size_t)((size + page - 1) / page);
+    uint8_t *buf = malloc(npages * page + 1);
+    if (buf == NULL) {
+        perror("malloc");
+        exit(2);
+    }
+    if (npages > 0)
+        ntdsb_ese_generate_pages(buf, page, 1, (uint32_t)npages, seed, 1000 + seed);
+    return buf;
+}
+
+static ntdsb_hash128 xxh128_canon(const void *p, size_t n)
+{
+    XXH128_canonical_t c;
+    ntdsb_hash128 h;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+    memcpy(h.bytes, c.digest, 16);
+    return h;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- making streams with the backup engine --------------------------------------- */
+
+typedef struct fake {
+    const uint8_t *data;
+    uint64_t size, pos;
+} fake;
+
+static HRESULT fake_read(HBC hbc, PVOID pv, DWORD cb, PDWORD pcb)
+{
+    fake *f = hbc;
+    uint64_t n = f->size - f->pos < cb ? f->size - f->pos : cb;
+    *pcb = 0;
+    if (n == 0)
+        return ERROR_HANDLE_EOF;
+    memcpy(pv, f->data + f->pos, (size_t)n);
+    f->pos += n;
+    *pcb = (DWORD)n;
+    return 0;
+}
+
+static const char MARKER[] = "NTDSB-NEXT-METADATA-FRAME:the bytes after the file's chunk frames";
+#define MARKER_LEN (sizeof MARKER - 1)
+
+typedef struct stream {
+    uint8_t *buf;           /* chunk frames, then MARKER */
+    size_t len;             /* bytes of chunk frames (the marker follows) */
+    size_t nchunks;
+    size_t hdr_off[4096];   /* offset of each chunk header in buf */
+} stream;
+
+static void stream_index(stream *s)
+{
+    size_t off = 0;
+    s->nchunks = 0;
+    while (off < s->len && s->nchunks < sizeof s->hdr_off / sizeof s->hdr_off[0]) {
+        s->hdr_off[s->nchunks++] = off;
+        off += NTDSB_CHUNK_HEADER_SIZE + get_u32(s->buf + off + 16);
+    }
+}
+
+/* A temp file holding n bytes, positioned at 0. */
+static int file_from_bytes(const uint8_t *b, size_t n)
+{
+    char path[] = "/tmp/ntdsb_test_restore_XXXXXX";
+    int fd = mkstemp(path);
+    size_t done = 0;
+    if (fd < 0) {
+        perror("mkstemp");
+        exit(2);
+    }
+    unlink(path);
+    while (done < n) {
+        ssize_t w = write(fd, b + done, n - done);
+        if (w <= 0) {
+            perror("write");
+            exit(2);
+        }
+        done += (size_t)w;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+static int temp_file(void)
+{
+    return file_from_bytes(NULL, 0);
+}
+
+/* Back up data[0..size) with the engine into a temp file (fd sink), append
+ * the marker, and load it all into s. */
+static void make_stream(stream *s, const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    ntdsb_provider prov;
+    ntdsb_backup_config c;
+    ntdsb_backup_stats st;
+    ntdsb_error err;
+    ntdsb_sink sink;
+    fake f = {data, size, 0};
+    struct stat sb;
+    int fd = temp_file(), rc;
+
+    memset(&prov, 0, sizeof prov);
+    prov.BackupRead = fake_read;
+    ntdsb_backup_config_init(&c);
+    c.chunk_size = chunk;
+    c.threads = 2;
+    sink.fd = fd;
+    sink.write = NULL;
+    sink.ctx = NULL;
+    rc = ntdsb_backup_file(&prov, &f, size, &c, &sink, NULL, NULL, &st, NULL, NULL, &err);
+    if (rc != NTDSB_OK) {
+        fprintf(stderr, "backup engine failed: %s\n", err.message);
+        exit(2);
+    }
+    if (write(fd, MARKER, MARKER_LEN) != (ssize_t)MARKER_LEN || fstat(fd, &sb) != 0) {
+        perror("marker");
+        exit(2);
+    }
+    s->len = (size_t)sb.st_size - MARKER_LEN;
+    s->buf = malloc((size_t)sb.st_size + 1);
+    if (s->buf == NULL || pread(fd, s->buf, (size_t)sb.st_size, 0) != sb.st_size) {
+        perror("pread");
+        exit(2);
+    }
+    close(fd);
+    stream_index(s);
+}
+
+/* Frames the engine never makes, built with libzstd directly. */
+enum odd_frame {
+    ODD_NONE,        /* same bytes as the engine */
+    ODD_NO_SIZE,     /* chunk k's frame without a content size */
+    ODD_SHORT,       /* chunk k's frame holds raw_size - 1 bytes */
+    ODD_TRAILING,    /* chunk k's frame_size covers a skippable frame after it */
+};
+
+static void build_stream(stream *s, const uint8_t *data, uint64_t size, uint32_t chunk,
+                         size_t k, int odd)
+{
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    size_t cap = (size_t)(size / chunk + 1) * (ZSTD_compressBound(chunk) + 64) + MARKER_LEN;
+    uint64_t off = 0;
+    size_t idx = 0;
+
+    s->buf = malloc(cap);
+    s->len = 0;
+    while (off < size) {
+        uint32_t raw = (uint32_t)(size - off < chunk ? size - off : chunk);
+        uint8_t *hdr = s->buf + s->len;
+        uint8_t *fr = hdr + NTDSB_CHUNK_HEADER_SIZE;
+        ntdsb_chunk_header h;
+        size_t n;
+        ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 1);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, !(idx == k && odd == ODD_NO_SIZE));
+        if (idx == k && odd == ODD_NO_SIZE) {
+            /* Content size is written whenever it is known up front: stream
+             * it without announcing it. */
+            ZSTD_inBuffer in = {data + off, raw, 0};
+            ZSTD_outBuffer out = {fr, ZSTD_compressBound(raw) + 32, 0};
+            while (ZSTD_compressStream2(cc, &out, &in, ZSTD_e_end) != 0) {
+            }
+            n = out.pos;
+        } else {
+            n = ZSTD_compress2(cc, fr, ZSTD_compressBound(raw),
+                               data + off, raw - (idx == k && odd == ODD_SHORT));
+        }
+        if (ZSTD_isError(n)) {
+            fprintf(stderr, "zstd: %s\n", ZSTD_getErrorName(n));
+            exit(2);
+        }
+        if (idx == k && odd == ODD_TRAILING) {
+            put_u32(fr + n, 0x184D2A50u); /* an empty skippable frame */
+            put_u32(fr + n + 4, 0);
+            n += 8;
+        }
+        h.raw_size = raw;
+        h.frame_size = (uint32_t)n;
+        h.chunk_index = idx;
+        h.hash = xxh128_canon(data + off, raw);
+        ntdsb_chunk_header_encode(&h, hdr);
+        s->len += NTDSB_CHUNK_HEADER_SIZE + n;
+        off += raw;
+        idx++;
+    }
+    memcpy(s->buf + s->len, MARKER, MARKER_LEN);
+    ZSTD_freeCCtx(cc);
+    stream_index(s);
+}
+
+/* ---- running a restore ------------------------------------------------------------- */
+
+typedef struct result {
+    int rc;
+    ntdsb_error err;
+    ntdsb_restore_stats st;
+    ntdsb_hash128 hash;
+    char tail[256];     /* what the input fd held after the call */
+    size_t tail_len;
+} result;
+
+static void read_rest(int fd, result *r)
+{
+    r->tail_len = 0;
+    for (;;) {
+        ssize_t n = read(fd, r->tail + r->tail_len, sizeof r->tail - r->tail_len);
+        if (n <= 0)
+            break;
+        r->tail_len += (size_t)n;
+        if (r->tail_len == sizeof r->tail)
+            break;
+    }
+}
+
+static int at_marker(const result *r)
+{
+    return r->tail_len == MARKER_LEN && memcmp(r->tail, MARKER, MARKER_LEN) == 0;
+}
+
+static ntdsb_restore_config rcfg(uint32_t threads, uint32_t depth, uint32_t max_raw)
+{
+    ntdsb_restore_config c;
+    c.threads = threads;
+    c.ring_depth = depth;
+    c.max_raw_size = max_raw;
+    return c;
+}
+
+/* Restore the first `len` bytes of `bytes` (plus anything after) from a temp file. */
+static void restore_bytes(result *r, const uint8_t *bytes, size_t total, uint64_t file_size,
+                          int out_fd, const ntdsb_restore_config *c)
+{
+    int in = file_from_bytes(bytes, total);
+    memset(r, 0, sizeof *r);
+    r->rc = ntdsb_restore_file(in, out_fd, file_size, c, NULL, NULL, &r->st, &r->hash, &r->err);
+    read_rest(in, r);
+    close(in);
+}
+
+static int file_equals(int fd, const uint8_t *data, uint64_t size)
+{
+    struct stat sb;
+    uint8_t *buf;
+    int ok;
+    if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != size)
+        return 0;
+    buf = malloc(size + 1);
+    ok = pread(fd, buf, size, 0) == (ssize_t)size && memcmp(buf, data, size) == 0;
+    free(buf);
+    return ok;
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+static void test_config(const stream *s, uint64_t size)
+{
+    static const struct {
+        uint32_t threads, depth, max_raw;
+    } bad[] = {{1, 1, 0}, {1, 257, 0}, {257, 0, 0}, {2, 3, NTDSB_CHUNK_MAX + 1}};
+    size_t i;
+    ntdsb_error err;
+    ntdsb_restore_config c = rcfg(1, 2, 0);
+    int in = file_from_bytes(s->buf, s->len + MARKER_LEN);
+
+    g_test = "config";
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ntdsb_restore_config b = rcfg(bad[i].threads, bad[i].depth, bad[i].max_raw);
+        CHECK_EQ_INT(ntdsb_restore_file(in, -1, size, &b, NULL, NULL, NULL, NULL, &err),
+                     NTDSB_E_CONFIG);
+        CHECK(strstr(err.message, "invalid") != NULL);
+    }
+    CHECK_EQ_INT(ntdsb_restore_file(in, -1, size, NULL, NULL, NULL, NULL, NULL, &err),
+                 NTDSB_E_CONFIG);
+    CHECK_EQ_INT(ntdsb_restore_file(-1, -1, size, &c, NULL, NULL, NULL, NULL, &err),
+                 NTDSB_E_CONFIG);
+    /* Nothing was read by the refused calls; NULL stats/hash/err are fine. */
+    CHECK_EQ_INT(lseek(in, 0, SEEK_CUR), 0);
+    CHECK_EQ_INT(ntdsb_restore_file(in, -1, size, &c, NULL, NULL, NULL, NULL, NULL), NTDSB_OK);
+    CHECK_EQ_INT(lseek(in, 0, SEEK_CUR), (long long)s->len);
+    close(in);
+    CHECK_EQ_INT(strcmp(ntdsb_status_name(NTDSB_E_CORRUPT), "NTDSB_E_CORRUPT"), 0);
+}
+
+static void test_round_trip(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    static const uint32_t threads[] = {1, 2, 4, 0};
+    static const uint32_t depths[] = {2, 3, 8, 0};
+    ntdsb_hash128 want = xxh128_canon(data, size);
+    stream s;
+    size_t ti, di;
+
+    g_test = "round trip";
+    make_stream(&s, data, size, chunk);
+    CHECK_EQ_INT(s.nchunks, size / chunk + (size % chunk != 0));
+    for (ti = 0; ti < sizeof threads / sizeof threads[0]; ti++) {
+        for (di = 0; di < sizeof depths / sizeof depths[0]; di++) {
+            ntdsb_restore_config c = rcfg(threads[ti], depths[di], 0);
+            int out = temp_file();
+            result r;
+            restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, out, &c);
+            CHECK_EQ_INT(r.rc, NTDSB_OK);
+            if (r.rc != NTDSB_OK)
+                fprintf(stderr, "  threads %u depth %u: %s\n", threads[ti], depths[di],
+                        r.err.message);
+            CHECK_EQ_INT(r.err.status, NTDSB_OK);
+            CHECK(file_equals(out, data, size));
+            CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
+            CHECK(at_marker(&r));
+            CHECK_EQ_INT(r.st.bytes_in, s.len);
+            CHECK_EQ_INT(r.st.bytes_out, size);
+            CHECK_EQ_INT(r.st.chunks, s.nchunks);
+            CHECK(r.st.wall_seconds > 0 && r.st.decompress_seconds > 0);
+            CHECK(r.st.write_seconds > 0);
+            CHECK_EQ_INT(thread_count(), 1);
+            close(out);
+        }
+    }
+    /* Verify only: out_fd = -1. */
+    {
+        ntdsb_restore_config c = rcfg(2, 0, 0);
+        result r;
+        restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, -1, &c);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
+        CHECK(at_marker(&r));
+        CHECK_EQ_INT(r.st.bytes_out, size);
+        CHECK(r.st.write_seconds == 0);
+    }
+    /* max_raw_size equal to the chunk size is enough. */
+    {
+        ntdsb_restore_config c = rcfg(2, 3, chunk);
+        result r;
+        restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, -1, &c);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(at_marker(&r));
+    }
+    /* A hand-built stream with the engine's parameters is byte-identical:
+     * the builder used for odd frames below is faithful. */
+    {
+        stream b;
+        build_stream(&b, data, size, chunk, (size_t)-1, ODD_NONE);
+        CHECK_EQ_INT(b.len, s.len);
+        CHECK(b.len == s.len && memcmp(b.buf, s.buf, s.len) == 0);
+        free(b.buf);
+    }
+    free(s.buf);
+}
+
+/* Several stream shapes: one chunk, exact multiple, last chunk of 1 byte. */
+static void test_shapes(const uint8_t *data, uint32_t chunk)
+{
+    const uint64_t sizes[] = {1, 100, chunk - 1, chunk, chunk + 1, 3 * (uint64_t)chunk,
+                              5 * (uint64_t)chunk + 1};
+    size_t i;
+    g_test = "shapes";
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        stream s;
+        ntdsb_restore_config c = rcfg(2, 3, 0);
+        ntdsb_hash128 want = xxh128_canon(data, sizes[i]);
+        int out = temp_file();
+        result r;
+        make_stream(&s, data, sizes[i], chunk);
+        restore_bytes(&r, s.buf, s.len + MARKER_LEN, sizes[i], out, &c);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(file_equals(out, data, sizes[i]));
+        CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
+        CHECK(at_marker(&r));
+        CHECK_EQ_INT(r.st.chunks, s.nchunks);
+        close(out);
+        free(s.buf);
+    }
+}
+
+static void test_zero_byte(void)
+{
+    ntdsb_restore_config c = rcfg(2, 3, 0);
+    ntdsb_hash128 want = xxh128_canon("", 0);
+    stream s;
+    int out = temp_file();
+    result r;
+
+    g_test = "zero-byte file";
+    make_stream(&s, (const uint8_t *)"", 0, 65536);
+    CHECK_EQ_INT(s.len, 0);
+    restore_bytes(&r, s.buf, MARKER_LEN, 0, out, &c);
+    CHECK_EQ_INT(r.rc, NTDSB_OK);
+    CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
+    CHECK(at_marker(&r)); /* nothing read */
+    CHECK(file_equals(out, NULL, 0));
+    CHECK_EQ_INT(r.st.bytes_in, 0);
+    CHECK_EQ_INT(r.st.chunks, 0);
+    CHECK_EQ_INT(thread_count(), 1);
+    close(out);
+    free(s.buf);
+}
+
+/* ---- pipes ---------------------------------------------------------------------------- */
+
+typedef struct feeder {
+    int fd;
+    const uint8_t *buf;
+    size_t len;          /* bytes to write before stalling (or all) */
+    size_t total;
+    int stall;           /* after `len` bytes wait for `release` before the rest */
+    unsigned stall_us;   /* or, if nonzero, just sleep this long there */
+    atomic_int release;  /* 1: go on, 2: close without the rest */
+    uint64_t rng;
+} feeder;
+
+static void *feeder_main(void *arg)
+{
+    feeder *f = arg;
+    size_t off = 0;
+    while (off < f->total) {
+        size_t n;
+        ssize_t w;
+        if (f->stall && off == f->len && f->stall_us > 0) {
+            sleep_us(f->stall_us);
+        } else if (f->stall && off == f->len) {
+            while (!atomic_load(&f->release))
+                sleep_us(1000);
+            if (atomic_load(&f->release) == 2)
+                break; /* close without the rest */
+        }
+        /* Odd piece sizes: frames arrive in parts, so the reader must loop. */
+        f->rng = f->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        n = 1 + (size_t)(f->rng >> 33) % 100000;
+        if (n > f->total - off)
+            n = f->total - off;
+        if (f->stall && off < f->len && n > f->len - off)
+            n = f->len - off;
+        w = write(f->fd, f->buf + off, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        off += (size_t)w;
+        if ((f->rng >> 20) % 8 == 0)
+            sleep_us(200);
+    }
+    close(f->fd);
+    return NULL;
+}
+
+static void test_pipe(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    ntdsb_hash128 want = xxh128_canon(data, size);
+    stream s;
+    uint32_t threads;
+
+    g_test = "pipe input";
+    make_stream(&s, data, size, chunk);
+    for (threads = 1; threads <= 4; threads *= 2) {
+        ntdsb_restore_config c = rcfg(threads, threads + 1, 0);
+        int pfd[2], out = temp_file();
+        pthread_t t;
+        feeder f;
+        result r;
+
+        if (pipe(pfd) != 0)
+            exit(2);
+        memset(&f, 0, sizeof f);
+        f.fd = pfd[1];
+        f.buf = s.buf;
+        f.total = f.len = s.len + MARKER_LEN;
+        f.rng = threads;
+        pthread_create(&t, NULL, feeder_main, &f);
+        memset(&r, 0, sizeof r);
+        r.rc = ntdsb_restore_file(pfd[0], out, size, &c, NULL, NULL, &r.st, &r.hash, &r.err);
+        read_rest(pfd[0], &r);
+        pthread_join(t, NULL);
+        close(pfd[0]);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(file_equals(out, data, size));
+        CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
+        CHECK(at_marker(&r));
+        CHECK_EQ_INT(thread_count(), 1);
+        close(out);
+    }
+    /* A pipe that ends inside a frame: truncated, not a hang. */
+    {
+        ntdsb_restore_config c = rcfg(2, 3, 0);
+        size_t k = s.nchunks / 2;
+        int pfd[2];
+        pthread_t t;
+        feeder f;
+        result r;
+        if (pipe(pfd) != 0)
+            exit(2);
+        memset(&f, 0, sizeof f);
+        f.fd = pfd[1];
+        f.buf = s.buf;
+        f.total = f.len = s.hdr_off[k] + NTDSB_CHUNK_HEADER_SIZE + 7;
+        pthread_create(&t, NULL, feeder_main, &f);
+        memset(&r, 0, sizeof r);
+        r.rc = ntdsb_restore_file(pfd[0], -1, size, &c, NULL, NULL, &r.st, &r.hash, &r.err);
+        pthread_join(t, NULL);
+        close(pfd[0]);
+        CHECK_EQ_INT(r.rc, NTDSB_E_CORRUPT);
+        CHECK_EQ_INT(r.err.chunk_index, k);
+        CHECK(strstr(r.err.message, "truncated") != NULL);
+    }
+    free(s.buf);
+}
+
+/* ---- hostile input ---------------------------------------------------------------------- */
+
+typedef struct hostile_case {
+    const char *name;
+    size_t chunk_at;    /* which chunk the damage is in */
+    const char *needle; /* expected in the message */
+} hostile_case;
+
+/* Restore `bytes` at threads 1, 2 and 4: every run must say CORRUPT at chunk
+ * `k` (the error is reported in file order, whatever the timing). */
+static void expect_corrupt(const char *name, const uint8_t *bytes, size_t total,
+                           uint64_t file_size, uint32_t chunk, uint32_t max_raw, size_t k,
+                           const char *needle)
+{
+    uint32_t threads;
+    g_test = name;
+    for (threads = 1; threads <= 4; threads *= 2) {
+        ntdsb_restore_config c = rcfg(threads, threads == 4 ? 8 : threads + 1, max_raw);
+        int out = temp_file();
+        result r;
+        restore_bytes(&r, bytes, total, file_size, out, &c);
+        CHECK_EQ_INT(r.rc, NTDSB_E_CORRUPT);
+        CHECK_EQ_INT(r.err.status, NTDSB_E_CORRUPT);
+        CHECK_EQ_INT(r.err.chunk_index, k);
+        CHECK_EQ_INT(r.err.offset, (uint64_t)k * chunk);
+        if (needle != NULL && strstr(r.err.message, needle) == NULL) {
+            g_failed++;
+            fprintf(stderr, "FAIL [%s] message \"%s\" lacks \"%s\"\n", name, r.err.message,
+                    needle);
+        } else {
+            g_passed++;
+        }
+        {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "chunk %zu (offset %llu): ", k,
+                     (unsigned long long)k * chunk);
+            CHECK(strncmp(r.err.message, prefix, strlen(prefix)) == 0);
+        }
+        CHECK_EQ_INT(thread_count(), 1);
+        /* Nothing of the bad chunk or after it reached the output. */
+        {
+            struct stat sb;
+            CHECK(fstat(out, &sb) == 0 && (uint64_t)sb.st_size <= (uint64_t)k * chunk);
+        }
+        close(out);
+    }
+}
+
+static void test_hostile(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    stream s;
+    uint8_t *m;
+    size_t total, k, last;
+    uint64_t h;
+
+    make_stream(&s, data, size, chunk);
+    total = s.len + MARKER_LEN;
+    m = malloc(total);
+    k = 3;
+    last = s.nchunks - 1;
+    h = s.hdr_off[k];
+#define FRESH() memcpy(m, s.buf, total)
+
+    FRESH();
+    m[h + NTDSB_CHUNK_HEADER_SIZE + get_u32(m + h + 16) / 2] ^= 0x10;
+    expect_corrupt("bit flip in a frame", m, total, size, chunk, 0, k, NULL);
+
+    FRESH();
+    m[h + 48 + get_u32(m + h + 16) - 2] ^= 0x01; /* inside zstd's own checksum */
+    expect_corrupt("bit flip in the zstd checksum", m, total, size, chunk, 0, k, "zstd: ");
+
+    FRESH();
+    m[h + 32 + 5] ^= 0x04;
+    expect_corrupt("bit flip in the stored hash", m, total, size, chunk, 0, k,
+                   "XXH3-128 mismatch");
+
+    FRESH();
+    m[h + 0] ^= 0x01;
+    expect_corrupt("wrong magic", m, total, size, chunk, 0, k, "bad chunk header: ");
+
+    FRESH();
+    put_u32(m + h + 4, 41);
+    expect_corrupt("wrong payload size", m, total, size, chunk, 0, k, "bad chunk header: ");
+
+    FRESH();
+    put_u32(m + h + 8, 2);
+    expect_corrupt("wrong format", m, total, size, chunk, 0, k, "format");
+
+    FRESH();
+    put_u32(m + h + 20, 1);
+    expect_corrupt("reserved != 0", m, total, size, chunk, 0, k, "reserved");
+
+    FRESH();
+    put_u32(m + h + 12, 0);
+    expect_corrupt("raw_size 0", m, total, size, chunk, 0, k, "raw_size");
+
+    FRESH();
+    put_u32(m + h + 12, NTDSB_CHUNK_MAX + 1);
+    expect_corrupt("raw_size > 64 MiB", m, total, size, chunk, 0, k, "raw_size");
+
+    FRESH();
+    put_u32(m + h + 12, chunk + 8192);
+    expect_corrupt("raw_size > max_raw_size", m, total, size, chunk, chunk, k,
+                   "above the limit");
+
+    FRESH();
+    expect_corrupt("first chunk > max_raw_size", m, total, size, chunk, chunk / 2, 0,
+                   "above the limit");
+
+    FRESH();
+    put_u32(m + h + 16, (uint32_t)ZSTD_compressBound(chunk) + 1);
+    expect_corrupt("frame_size > bound", m, total, size, chunk, 0, k, "ZSTD_compressBound");
+
+    FRESH();
+    put_u32(m + h + 16, 0);
+    expect_corrupt("frame_size 0", m, total, size, chunk, 0, k, "frame_size");
+
+    FRESH();
+    put_u32(m + h + 16, get_u32(m + h + 16) - 1); /* one byte of the frame is left over */
+    expect_corrupt("frame_size one short", m, total, size, chunk, 0, k, NULL);
+
+    FRESH();
+    put_u32(m + h + 24, (uint32_t)k + 1);
+    expect_corrupt("chunk_index out of order", m, total, size, chunk, 0, k, "chunk_index");
+
+    FRESH();
+    put_u32(m + h + 28, 1); /* high half of the u64 */
+    expect_corrupt("chunk_index high bits", m, total, size, chunk, 0, k, "chunk_index");
+
+    FRESH();
+    put_u32(m + h + 12, chunk - 8192);
+    expect_corrupt("middle chunk with another raw_size", m, total, size, chunk, 0, k,
+                   "differs");
+
+    FRESH();
+    expect_corrupt("raw sizes exceed file_size", m, total, size - 1, chunk, 0, last,
+                   "past the file size");
+
+    FRESH();
+    expect_corrupt("file_size below the first chunk", m, total, 1000, chunk, 0, 0,
+                   "past the file size");
+
+    FRESH();
+    put_u32(m + s.hdr_off[last] + 12, chunk + 1); /* a last chunk larger than the first */
+    expect_corrupt("last chunk larger than the first", m, total,
+                   (uint64_t)last * chunk + chunk + 1, chunk, 0, last, "differs");
+
+    /* Truncation: the input ends (no marker) inside a header, inside a frame,
+     * exactly between chunks, and the file is announced larger than it is. */
+    expect_corrupt("truncated inside a header", s.buf, h + 20, size, chunk, 0, k, "truncated");
+    expect_corrupt("truncated inside chunk 0's header", s.buf, 47, size, chunk, 0, 0,
+                   "truncated");
+    expect_corrupt("empty input", s.buf, 0, size, chunk, 0, 0, "truncated");
+    expect_corrupt("truncated inside a frame", s.buf, h + 48 + 100, size, chunk, 0, k,
+                   "truncated");
+    expect_corrupt("truncated one byte short", s.buf, s.len - 1, size, chunk, 0, last,
+                   "truncated");
+    expect_corrupt("truncated between chunks", s.buf, h, size, chunk, 0, k, "truncated");
+
+    /* Two defects: the first in file order is reported, whatever the timing. */
+    FRESH();
+    m[s.hdr_off[5] + 48 + 10] ^= 0xFF;
+    m[s.hdr_off[2] + 32] ^= 0x80;
+    expect_corrupt("two bad chunks", m, total, size, chunk, 0, 2, "XXH3-128 mismatch");
+    FRESH();
+    m[s.hdr_off[2] + 48 + 10] ^= 0xFF;
+    m[s.hdr_off[4] + 1] ^= 0xFF; /* the reader sees this one first */
+    expect_corrupt("bad frame before a bad header", m, total, size, chunk, 0, 2, NULL);
+
+    free(m);
+    free(s.buf);
+#undef FRESH
+
+    /* Frames the engine never writes. */
+    {
+        stream b;
+        build_stream(&b, data, size, chunk, k, ODD_NO_SIZE);
+        expect_corrupt("frame without content size", b.buf, b.len + MARKER_LEN, size, chunk,
+                       0, k, "content size");
+        free(b.buf);
+        build_stream(&b, data, size, chunk, k, ODD_SHORT);
+        expect_corrupt("frame content size != raw_size", b.buf, b.len + MARKER_LEN, size,
+                       chunk, 0, k, "the header says");
+        free(b.buf);
+        build_stream(&b, data, size, chunk, k, ODD_TRAILING);
+        expect_corrupt("frame_size covers a second frame", b.buf, b.len + MARKER_LEN, size,
+                       chunk, 0, k, "the header says");
+        free(b.buf);
+    }
+}
+
+/* ---- I/O failures ------------------------------------------------------------------------ */
+
+static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    ntdsb_restore_config c = rcfg(2, 3, 0);
+    stream s;
+    result r;
+    int fd;
+
+    make_stream(&s, data, size, chunk);
+
+    g_test = "write to /dev/full";
+    fd = open("/dev/full", O_WRONLY);
+    CHECK(fd >= 0);
+    restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, fd, &c);
+    close(fd);
+    CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
+    CHECK_EQ_INT(r.err.sys_errno, ENOSPC);
+    CHECK_EQ_INT(r.err.chunk_index, 0);
+    CHECK(strstr(r.err.message, "writing the output failed") != NULL);
+    CHECK_EQ_INT(thread_count(), 1);
+
+    g_test = "write to a closed fd";
+    fd = 1000; /* far above anything this test opens (or will reuse) */
+    CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+    restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, fd, &c);
+    CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
+    CHECK_EQ_INT(r.err.sys_errno, EBADF);
+
+    g_test = "write to a pipe without reader";
+    {
+        int pfd[2];
+        if (pipe(pfd) != 0)
+            exit(2);
+        close(pfd[0]);
+        restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, pfd[1], &c);
+        close(pfd[1]);
+        CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
+        CHECK_EQ_INT(r.err.sys_errno, EPIPE);
+    }
+
+    g_test = "write fails mid-file";
+    {
+        /* A pipe whose reader leaves after 2 chunks: EPIPE at chunk 2. */
+        int pfd[2], in = file_from_bytes(s.buf, s.len + MARKER_LEN);
+        char buf[65536];
+        size_t got = 0;
+        pid_t pid;
+        if (pipe(pfd) != 0)
+            exit(2);
+        pid = fork();
+        if (pid == 0) {
+            close(pfd[1]);
+            while (got < 2 * (size_t)chunk) {
+                size_t want = 2 * (size_t)chunk - got < sizeof buf ? 2 * (size_t)chunk - got
+                                                                   : sizeof buf;
+                ssize_t n = read(pfd[0], buf, want);
+                if (n <= 0)
+                    break;
+                got += (size_t)n;
+            }
+            _exit(0);
+        }
+        close(pfd[0]);
+        memset(&r, 0, sizeof r);
+        r.rc = ntdsb_restore_file(in, pfd[1], size, &c, NULL, NULL, &r.st, NULL, &r.err);
+        close(pfd[1]);
+        close(in);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
+        CHECK(r.err.chunk_index >= 2);
+        CHECK_EQ_INT(r.err.offset, r.err.chunk_index * chunk);
+        CHECK_EQ_INT(thread_count(), 1);
+    }
+
+    g_test = "read error";
+    fd = open("/tmp", O_RDONLY | O_DIRECTORY);
+    memset(&r, 0, sizeof r);
+    r.rc = ntdsb_restore_file(fd, -1, size, &c, NULL, NULL, &r.st, NULL, &r.err);
+    close(fd);
+    CHECK_EQ_INT(r.rc, NTDSB_E_READ);
+    CHECK_EQ_INT(r.err.sys_errno, EISDIR);
+    CHECK_EQ_INT(r.err.chunk_index, 0);
+    CHECK_EQ_INT(thread_count(), 1);
+    free(s.buf);
+}
+
+/* ---- cancel ----------------------------------------------------------------------------- */
+
+typedef struct cancel_ctx {
+    int calls;
+    int stop_at_call;      /* return 1 from this call on (0: never by count) */
+    double stop_after;     /* or from this time on (0: never by time) */
+    double first_yes;      /* when it first returned 1 */
+    double last_call, max_gap;
+} cancel_ctx;
+
+static int cancel_hook(void *arg)
+{
+    cancel_ctx *c = arg;
+    double t = now();
+    if (c->last_call > 0 && t - c->last_call > c->max_gap)
+        c->max_gap = t - c->last_call;
+    c->last_call = t;
+    c->calls++;
+    if ((c->stop_at_call > 0 && c->calls >= c->stop_at_call) ||
+        (c->stop_after > 0 && t >= c->stop_after)) {
+        if (c->first_yes == 0)
+            c->first_yes = t;
+        return 1;
+    }
+    return 0;
+}
+
+static void test_cancel(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    ntdsb_restore_config c = rcfg(2, 3, 0);
+    stream s;
+
+    make_stream(&s, data, size, chunk);
+
+    g_test = "cancel between chunks";
+    {
+        cancel_ctx cc;
+        int in = file_from_bytes(s.buf, s.len + MARKER_LEN);
+        ntdsb_error err;
+        int rc;
+        memset(&cc, 0, sizeof cc);
+        cc.stop_at_call = 3;
+        rc = ntdsb_restore_file(in, -1, size, &c, cancel_hook, &cc, NULL, NULL, &err);
+        close(in);
+        CHECK_EQ_INT(rc, NTDSB_E_CANCELLED);
+        CHECK_EQ_INT(err.status, NTDSB_E_CANCELLED);
+        CHECK(err.chunk_index <= 2);
+        CHECK_EQ_INT(err.offset, err.chunk_index * chunk);
+        CHECK_EQ_INT(cc.calls, 3);
+        CHECK_EQ_INT(thread_count(), 1);
+    }
+
+    g_test = "cancel while the input stalls";
+    {
+        /* The pipe delivers two chunks, then nothing: the writer waits, the
+         * hook is polled every <= 100 ms, and once it says stop the call
+         * returns promptly (the reader, blocked on the pipe, notices too). */
+        cancel_ctx cc;
+        int pfd[2];
+        pthread_t t;
+        feeder f;
+        ntdsb_error err;
+        double t0, t_end;
+        int rc;
+        if (pipe(pfd) != 0)
+            exit(2);
+        memset(&f, 0, sizeof f);
+        f.fd = pfd[1];
+        f.buf = s.buf;
+        f.total = s.len + MARKER_LEN;
+        f.len = s.hdr_off[2];
+        f.stall = 1;
+        pthread_create(&t, NULL, feeder_main, &f);
+        memset(&cc, 0, sizeof cc);
+        t0 = now();
+        cc.stop_after = t0 + 0.5;
+        rc = ntdsb_restore_file(pfd[0], -1, size, &c, cancel_hook, &cc, NULL, NULL, &err);
+        t_end = now();
+        atomic_store(&f.release, 2);
+        pthread_join(t, NULL);
+        close(pfd[0]);
+        CHECK_EQ_INT(rc, NTDSB_E_CANCELLED);
+        CHECK_EQ_INT(err.chunk_index, 2);
+        CHECK(cc.first_yes > 0 && t_end - cc.first_yes < 0.5);
+        CHECK(cc.max_gap < 0.35); /* 100 ms nominal; slack for valgrind */
+        CHECK(cc.calls >= 4);
+        CHECK_EQ_INT(thread_count(), 1);
+        if (t_end - cc.first_yes >= 0.5 || cc.max_gap >= 0.35)
+            fprintf(stderr, "  cancel took %.3f s, max gap %.3f s\n", t_end - cc.first_yes,
+                    cc.max_gap);
+    }
+
+    g_test = "stalled pipe with no hook";
+    {
+        /* The same stall, released after a while: the restore completes. */
+        int pfd[2], out = temp_file();
+        pthread_t t;
+        feeder f;
+        result r;
+        if (pipe(pfd) != 0)
+            exit(2);
+        memset(&f, 0, sizeof f);
+        f.fd = pfd[1];
+        f.buf = s.buf;
+        f.total = s.len + MARKER_LEN;
+        f.len = s.hdr_off[2] + 10;
+        f.stall = 1;
+        f.stall_us = 300000; /* three of the reader's poll periods */
+        pthread_create(&t, NULL, feeder_main, &f);
+        memset(&r, 0, sizeof r);
+        r.rc = ntdsb_restore_file(pfd[0], out, size, &c, NULL, NULL, &r.st, &r.hash, &r.err);
+        read_rest(pfd[0], &r);
+        pthread_join(t, NULL);
+        close(pfd[0]);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(file_equals(out, data, size));
+        CHECK(at_marker(&r));
+        close(out);
+    }
+    free(s.buf);
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+static void test_memory(const uint8_t *data, uint64_t size, uint32_t chunk)
+{
+    static const uint32_t depths[] = {2, 3, 8};
+    const size_t slot_bytes = chunk + ZSTD_compressBound(chunk) + NTDSB_CHUNK_HEADER_SIZE;
+    const size_t overhead = 64 * 1024; /* slot array, workers, pipeline struct */
+    stream s;
+    size_t i;
+
+    g_test = "memory bound";
+    make_stream(&s, data, size, chunk);
+    CHECK(s.nchunks >= 16);
+    for (i = 0; i < sizeof depths / sizeof depths[0]; i++) {
+        ntdsb_restore_config c = rcfg(4, depths[i], 0);
+        size_t base, peak;
+        uint64_t allocs;
+        result r;
+        pthread_mutex_lock(&g_track_mu);
+        base = g_live;
+        pthread_mutex_unlock(&g_track_mu);
+        track_reset();
+        restore_bytes(&r, s.buf, s.len + MARKER_LEN, size, -1, &c);
+        pthread_mutex_lock(&g_track_mu);
+        peak = g_peak - base;
+        allocs = g_allocs;
+        pthread_mutex_unlock(&g_track_mu);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(peak <= depths[i] * slot_bytes + overhead);
+        CHECK(peak >= depths[i] * (size_t)chunk); /* sanity: the wrap does see them */
+        /* No per-chunk allocation: two buffers per slot and a few structures. */
+        CHECK(allocs <= 2u * depths[i] + 4u);
+        if (peak > depths[i] * slot_bytes + overhead || allocs > 2u * depths[i] + 4u)
+            fprintf(stderr, "  depth %u: peak %zu bytes, %llu allocations\n", depths[i], peak,
+                    (unsigned long long)allocs);
+    }
+    /* A one-chunk file needs one slot, whatever the ring depth. */
+    {
+        stream one;
+        ntdsb_restore_config c = rcfg(4, 8, 0);
+        size_t base, peak;
+        result r;
+        make_stream(&one, data, chunk / 2, chunk);
+        pthread_mutex_lock(&g_track_mu);
+        base = g_live;
+        pthread_mutex_unlock(&g_track_mu);
+        track_reset();
+        restore_bytes(&r, one.buf, one.len + MARKER_LEN, chunk / 2, -1, &c);
+        pthread_mutex_lock(&g_track_mu);
+        peak = g_peak - base;
+        pthread_mutex_unlock(&g_track_mu);
+        CHECK_EQ_INT(r.rc, NTDSB_OK);
+        CHECK(peak <= chunk / 2 + ZSTD_compressBound(chunk / 2) + 48 + overhead);
+        free(one.buf);
+    }
+    /* A hostile header cannot make it allocate beyond max_raw_size. */
+    {
+        ntdsb_restore_config c = rcfg(2, 8, chunk);
+        uint8_t *m = malloc(s.len + MARKER_LEN);
+        size_t base, peak;
+        result r;
+        memcpy(m, s.buf, s.len + MARKER_LEN);
+        put_u32(m + 12, NTDSB_CHUNK_MAX);
+        pthread_mutex_lock(&g_track_mu);
+        base = g_live;
+        pthread_mutex_unlock(&g_track_mu);
+        track_reset();
+        restore_bytes(&r, m, s.len + MARKER_LEN, size, -1, &c);
+        pthread_mutex_lock(&g_track_mu);
+        peak = g_peak - base;
+        pthread_mutex_unlock(&g_track_mu);
+        CHECK_EQ_INT(r.rc, NTDSB_E_CORRUPT);
+        CHECK(peak <= overhead);
+        free(m);
+    }
+    free(s.buf);
+}
+
+static int run_tests(void)
+{
+    const uint32_t chunk = 64 * 1024;
+    const uint64_t size = 20 * (uint64_t)chunk + 12345; /* 21 chunks, a short last one */
+    uint8_t *data = gen_data(size + chunk, 1);
+    stream s;
+
+    /* Python ignores SIGPIPE too: a closed output pipe is EPIPE, not death. */
+    signal(SIGPIPE, SIG_IGN);
+
+    make_stream(&s, data, size, chunk);
+    test_config(&s, size);
+    free(s.buf);
+    test_round_trip(data, size, chunk);
+    test_shapes(data, chunk);
+    test_zero_byte();
+    test_pipe(data, size, chunk);
+    test_hostile(data, size, chunk);
+    test_io_errors(data, size, chunk);
+    test_cancel(data, size, chunk);
+    test_memory(data, size, chunk);
+
+    free(data);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
+
+/* ---- benchmark -------------------------------------------------------------------------- */
+
+static double time_cmd(const char *cmd)
+{
+    double t0 = now();
+    if (system(cmd) != 0) {
+        fprintf(stderr, "command failed: %s\n", cmd);
+        return -1;
+    }
+    return now() - t0;
+}
+
+static int bench(int argc, char **argv)
+{
+    const char *raw_path = "/tmp/ntdsb_rbench.raw";
+    const char *arc_path = "/tmp/ntdsb_rbench.chunks";
+    const char *zst_path = "/tmp/ntdsb_rbench.raw.zst";
+    const char *out_path = "/tmp/ntdsb_rbench.out";
+    uint64_t size_mb = 256, size;
+    uint32_t chunk_kib = 1024;
+    int runs = 5, i;
+    uint8_t *data;
+    ntdsb_hash128 want;
+    char cmd[512];
+    double zstd_best = 1e9, zstd_null_best = 1e9;
+    uint32_t threads[] = {1, 2};
+    size_t t;
+
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
+            chunk_kib = (uint32_t)atoi(argv[++i]);
+        else
+            size_mb = (uint64_t)atoll(argv[i]);
+    }
+    size = size_mb * 1024 * 1024;
+    data = gen_data(size, 7);
+    want = xxh128_canon(data, size);
+    {
+        int fd = open(raw_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, data, size) != (ssize_t)size)
+            return 2;
+        close(fd);
+    }
+    /* The archive side: the backup engine at level 1 (the default), 1 MiB chunks. */
+    {
+        ntdsb_provider prov;
+        ntdsb_backup_config c;
+        ntdsb_error err;
+        ntdsb_sink sink = {-1, NULL, NULL};
+        fake f = {data, size, 0};
+        memset(&prov, 0, sizeof prov);
+        prov.BackupRead = fake_read;
+        ntdsb_backup_config_init(&c);
+        c.chunk_size = chunk_kib * 1024;
+        c.level = 1;
+        sink.fd = open(arc_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (sink.fd < 0 ||
+            ntdsb_backup_file(&prov, &f, size, &c, &sink, NULL, NULL, NULL, NULL, NULL, &err) !=
+                NTDSB_OK) {
+            fprintf(stderr, "backup failed\n");
+            return 2;
+        }
+        close(sink.fd);
+    }
+    snprintf(cmd, sizeof cmd, "zstd -q -f -1 -T1 '%s' -o '%s'", raw_path, zst_path);
+    if (time_cmd(cmd) < 0)
+        return 2;
+    {
+        struct stat a, z;
+        stat(arc_path, &a);
+        stat(zst_path, &z);
+        printf("data: %.1f MiB of ESE-like pages, %u CPUs, best of %d\n"
+               "  archive (engine, level 1, %u KiB chunks): %.1f MiB, ratio %.2f\n"
+               "  zstd -1 file:                             %.1f MiB, ratio %.2f\n",
+               size / 1048576.0, ntdsb_cpu_count(), runs, chunk_kib, a.st_size / 1048576.0,
+               (double)size / a.st_size, z.st_size / 1048576.0, (double)size / z.st_size);
+    }
+
+    for (i = 0; i < runs; i++) {
+        double tz;
+        unlink(out_path);
+        snprintf(cmd, sizeof cmd, "zstd -q -d -f -T1 '%s' -o '%s'", zst_path, out_path);
+        tz = time_cmd(cmd);
+        if (tz > 0 && tz < zstd_best)
+            zstd_best = tz;
+        snprintf(cmd, sizeof cmd, "zstd -q -d -T1 -c '%s' > /dev/null", zst_path);
+        tz = time_cmd(cmd);
+        if (tz > 0 && tz < zstd_null_best)
+            zstd_null_best = tz;
+    }
+    printf("%-34s %8.1f MB/s\n", "zstd -d -T1 -> file", size / zstd_best / 1e6);
+    printf("%-34s %8.1f MB/s\n", "zstd -d -T1 -> /dev/null", size / zstd_null_best / 1e6);
+
+    for (t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        int to_file;
+        for (to_file = 1; to_file >= 0; to_file--) {
+            double best = 1e9, best_call = 1e9;
+            ntdsb_restore_stats bst;
+            memset(&bst, 0, sizeof bst);
+            for (i = 0; i < runs; i++) {
+                ntdsb_restore_config c = rcfg(threads[t], 0, 0);
+                ntdsb_restore_stats st;
+                ntdsb_hash128 h;
+                ntdsb_error err;
+                double t0;
+                int in, out = -1, rc;
+                unlink(out_path);
+                /* Timed like the zstd command: open, restore, close. */
+                t0 = now();
+                in = open(arc_path, O_RDONLY);
+                if (to_file)
+                    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                rc = ntdsb_restore_file(in, out, size, &c, NULL, NULL, &st, &h, &err);
+                close(in);
+                if (out >= 0)
+                    close(out);
+                t0 = now() - t0;
+                if (rc != NTDSB_OK || memcmp(h.bytes, want.bytes, 16) != 0) {
+                    fprintf(stderr, "restore failed: %s\n", err.message);
+                    return 1;
+                }
+                if (t0 < best) {
+                    best = t0;
+                    bst = st;
+                }
+                if (st.wall_seconds < best_call)
+                    best_call = st.wall_seconds;
+            }
+            printf("restore threads=%u %-14s %8.1f MB/s  x%.2f vs zstd -d  (read %.2fs "
+                   "decompress+verify %.2fs write %.2fs wall %.2fs)\n",
+                   threads[t], to_file ? "-> file" : "verify only", size / best / 1e6,
+                   (to_file ? zstd_best : zstd_null_best) / best, bst.read_seconds,
+                   bst.decompress_seconds, bst.write_seconds, bst.wall_seconds);
+        }
+    }
+    unlink(out_path);
+    unlink(raw_path);
+    unlink(arc_path);
+    unlink(zst_path);
+    free(data);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--bench") == 0)
+        return bench(argc, argv);
+    return run_tests();
+}

@@ -1,0 +1,321 @@
+"""Restore on the emulated DC: the full cycle, refusals before anything
+changes, and faults at every step rolled back and reported."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ntdsbackup import errors
+from ntdsbackup.backup import Identity, backup
+from ntdsbackup.emuconf import Account
+from ntdsbackup.restore import restore
+
+CHUNK = 128 * 1024
+
+
+def snapshot(dc) -> dict[str, str]:
+    """Every file of the DC's NTDS folder (hidden ones too) with its SHA-256."""
+    out = {}
+    for root, _, files in os.walk(dc.ntds_dir):
+        for name in files:
+            p = os.path.join(root, name)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, dc.ntds_dir)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def trace(dc) -> list[str]:
+    path = dc.path / "calls.log"
+    return [line.split()[1] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def set_conf(dc, **changes):
+    cfg = dc.config()
+    for k, v in changes.items():
+        if k.startswith("fault_"):
+            cfg.set_faults(**{k[6:]: v})
+        else:
+            setattr(cfg, k, v)
+    dc.save_config(cfg)
+
+
+@pytest.fixture
+def backed_up(make_dc, tmp_path):
+    """A DC with activity after its backup, now in DSRM: (dc, archive, backed-up files)."""
+    dc = make_dc("DC01", size=6 << 20)
+    archive = tmp_path / "dc01.tar.zst"
+    summary = backup("DC01", archive, chunk_size=CHUNK)
+    files = {f["name"].split("/")[1]: f for f in summary.files}
+    contents = {name: (dc.ntds_dir / name).read_bytes() for name in files}
+    dc.activity(0.05, seed=9)
+    dc.stop()
+    set_conf(dc, trace=True)
+    return dc, archive, contents
+
+
+def test_full_cycle_backup_activity_restore_start(backed_up):
+    dc, archive, contents = backed_up
+    assert (dc.ntds_dir / "ntds.dit").read_bytes() != contents["ntds.dit"]   # activity
+    result = restore(archive, "DC01")
+    assert not result.dry_run and result.plan.total_bytes == sum(map(len, contents.values()))
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+    # Nothing but the restored set: old logs, edb.log and edb.chk were moved
+    # aside and then deleted; no staging or aside files are left.
+    assert sorted(os.listdir(dc.ntds_dir)) == sorted(contents)
+    st = dc.restore_state()
+    assert (st.state, st.hr) == ("complete", 0)
+    gens = sorted(int(n[3:8], 16) for n in contents if n.startswith("edb"))
+    assert (st.gen_low, st.gen_high) == (gens[0], gens[-1])
+    assert trace(dc) == ["DsIsNTDSOnlineW", "DsRestorePrepareW",
+                         "DsRestoreGetDatabaseLocationsW", "DsBackupFree",
+                         "DsRestoreRegisterW", "DsRestoreRegisterComplete", "DsRestoreEnd"]
+    report = dc.start()
+    assert report["checked"] and report["report"].ok
+    assert dc.mode == "online"
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+    # The DC works again: a new backup of it verifies.
+    backup("DC01", dc.path.parent / "again.tar.zst", chunk_size=CHUNK)
+
+
+def test_dry_run_changes_nothing(backed_up):
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    result = restore(archive, "DC01", dry_run=True)
+    assert result.dry_run and all(c.ok for c in result.plan.checks)
+    names = [c.name for c in result.plan.checks]
+    for expected in ("DC offline", "expiry token", "target locations", "archive integrity",
+                     "log chain", "free space"):
+        assert expected in names
+    assert result.plan.days_left is not None and 179 < result.plan.days_left <= 180
+    assert snapshot(dc) == before and dc.restore_state() is None
+    assert "DsRestoreRegisterW" not in trace(dc) and trace(dc)[-1] == "DsRestoreEnd"
+
+
+def _refused(dc, before, exc_type, call, *args, match=None, **kw):
+    with pytest.raises(exc_type, match=match):
+        call(*args, **kw)
+    assert snapshot(dc) == before
+    assert dc.restore_state() is None
+    calls = trace(dc)
+    assert "DsRestoreRegisterW" not in calls
+    log = dc.path / "calls.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    opened = sum("DsRestorePrepareW" in ln and "hr=0x00000000" in ln for ln in lines)
+    assert opened == calls.count("DsRestoreEnd")
+
+
+def test_tampered_archive_is_refused_before_anything_changes(backed_up, tmp_path):
+    dc, archive, _ = backed_up
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 3] ^= 0x04
+    bad = tmp_path / "bad.tar.zst"
+    bad.write_bytes(bytes(data))
+    _refused(dc, snapshot(dc), errors.ArchiveError, restore, bad, "DC01")
+
+
+def test_truncated_archive_is_refused(backed_up, tmp_path):
+    dc, archive, _ = backed_up
+    cut = tmp_path / "cut.tar.zst"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    _refused(dc, snapshot(dc), errors.ArchiveError, restore, cut, "DC01",
+             match="incomplete|truncated")
+
+
+def test_archive_of_another_dc_is_refused(backed_up, make_dc, tmp_path):
+    dc, _, _ = backed_up
+    other = make_dc("DC02", size=2 << 20)
+    foreign = tmp_path / "dc02.tar.zst"
+    backup("DC02", foreign, chunk_size=CHUNK)
+    del other
+    _refused(dc, snapshot(dc), errors.ArchiveError, restore, foreign, "DC01",
+             match="backup of DC02, not of DC01")
+
+
+def test_online_dc_is_refused(backed_up):
+    dc, archive, _ = backed_up
+    dc.start()
+    before = snapshot(dc)
+    _refused(dc, before, errors.DCStateError, restore, archive, "DC01",
+             match="Restore Mode")
+    assert trace(dc)[-1] == "DsIsNTDSOnlineW"
+
+
+def test_expired_token_is_refused(backed_up):
+    dc, archive, _ = backed_up
+    set_conf(dc, clock_offset=200 * 86400)
+    _refused(dc, snapshot(dc), errors.ContentsExpired, restore, archive, "DC01",
+             match="tombstone lifetime")
+
+
+def test_wrong_identity_is_refused(backed_up, provider):
+    dc, archive, _ = backed_up
+    cfg = dc.config()
+    cfg.set_account(Account.create("CORP", "admin", "right", "restore,admin", iterations=1000))
+    cfg.set_account(Account.create("CORP", "op", "pw", "backup", iterations=1000))
+    dc.save_config(cfg)
+    before = snapshot(dc)
+    try:
+        _refused(dc, before, errors.AccessDenied, restore, archive, "DC01",
+                 identity=Identity("admin", "CORP", "wrong"))
+        _refused(dc, before, errors.AccessDenied, restore, archive, "DC01",
+                 identity=Identity("op", "CORP", "pw"))
+        restore(archive, "DC01", identity=Identity("admin", "CORP", "right"))
+    finally:
+        provider.set_auth_identity(None, None, None)
+
+
+def _assert_rolled_back(dc, before, hr):
+    assert snapshot(dc) == before
+    st = dc.restore_state()
+    assert st.state == "complete" and st.hr == hr
+    calls = trace(dc)
+    assert calls.count("DsRestoreRegisterComplete") == 1 and calls[-1] == "DsRestoreEnd"
+
+
+def test_fault_during_staging_rolls_back_and_reports(backed_up, monkeypatch):
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    from ntdsbackup.archive import fastread
+
+    real = fastread._ntdsbcli.restore_file
+    calls = {"n": 0}
+
+    def failing(in_fd, out_fd, size, name, **kw):
+        if out_fd >= 0:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(28, "No space left on device")
+        return real(in_fd, out_fd, size, name, **kw)
+
+    monkeypatch.setattr(fastread._ntdsbcli, "restore_file", failing)
+    with pytest.raises(OSError, match="No space"):
+        restore(archive, "DC01")
+    _assert_rolled_back(dc, before, 0xC8000710)     # hrDiskFull
+
+
+def test_fault_during_the_swap_rolls_back_and_reports(backed_up, monkeypatch):
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    from ntdsbackup import restore as restore_mod
+
+    real_commit = restore_mod._Swap.commit
+
+    def commit_then_fail(self):
+        real_replace = os.replace
+        count = {"n": 0}
+
+        def flaky(src, dst):
+            count["n"] += 1
+            if count["n"] == 4:          # old files moved aside, first staged file in place
+                raise OSError(5, "Input/output error")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", flaky)
+        try:
+            real_commit(self)
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+
+    monkeypatch.setattr(restore_mod._Swap, "commit", commit_then_fail)
+    with pytest.raises(OSError, match="Input/output"):
+        restore(archive, "DC01")
+    _assert_rolled_back(dc, before, 0xC80003FE)     # hrDiskIO
+
+
+def test_fault_in_register(backed_up):
+    dc, archive, _ = backed_up
+    set_conf(dc, fault_register_hr=0xC8000711)
+    before = snapshot(dc)
+    with pytest.raises(errors.HResultError, match="hrPermissionDenied"):
+        restore(archive, "DC01")
+    assert snapshot(dc) == before and dc.restore_state() is None
+    calls = trace(dc)
+    # Nothing was registered, so there is nothing to complete; the handle is ended.
+    assert "DsRestoreRegisterComplete" not in calls and calls[-1] == "DsRestoreEnd"
+
+
+def test_interrupt_during_staging_rolls_back(backed_up, monkeypatch):
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    from ntdsbackup.archive import fastread
+
+    real = fastread._ntdsbcli.restore_file
+
+    def interrupted(in_fd, out_fd, size, name, **kw):
+        if out_fd >= 0:
+            raise KeyboardInterrupt
+        return real(in_fd, out_fd, size, name, **kw)
+
+    monkeypatch.setattr(fastread._ntdsbcli, "restore_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        restore(archive, "DC01")
+    _assert_rolled_back(dc, before, 0xC7FF0002)     # hrError
+
+
+def test_failed_restore_keeps_the_dc_from_starting(backed_up, monkeypatch):
+    dc, archive, _ = backed_up
+    from ntdsbackup.archive import fastread
+
+    real = fastread._ntdsbcli.restore_file
+    broken = {"on": True}
+
+    def staging_fails(in_fd, out_fd, size, name, **kw):
+        if out_fd >= 0 and broken["on"]:
+            raise OSError(5, "Input/output error")
+        return real(in_fd, out_fd, size, name, **kw)
+
+    monkeypatch.setattr(fastread._ntdsbcli, "restore_file", staging_fails)
+    with pytest.raises(OSError, match="Input/output"):
+        restore(archive, "DC01")
+    with pytest.raises(errors.DCStateError, match="reported failure"):
+        dc.start()
+    broken["on"] = False
+    restore(archive, "DC01")            # a good restore clears it
+    assert dc.start()["checked"]
+
+
+def test_consistency_check_failure_keeps_dc_offline(backed_up):
+    dc, archive, _ = backed_up
+    restore(archive, "DC01")
+    with open(dc.ntds_dir / "ntds.dit", "r+b") as fh:
+        fh.seek(8192 * 10 + 100)
+        b = fh.read(1)
+        fh.seek(8192 * 10 + 100)
+        fh.write(bytes([b[0] ^ 1]))
+    with pytest.raises(errors.DCStateError, match="consistency check failed"):
+        dc.start()
+    assert dc.mode == "dsrm"
+
+
+def test_cli_restore_from_stdin_with_json(backed_up):
+    dc, archive, contents = backed_up
+    with open(archive, "rb") as fh:
+        r = subprocess.run([sys.executable, "-m", "ntdsbackup", "restore", "-", "--server",
+                            "DC01", "--json"], stdin=fh, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    result = events[-1]
+    assert result["event"] == "result" and result["dry_run"] is False
+    assert {e.get("phase") for e in events if e["event"] == "phase"} == {"verify", "stage",
+                                                                        "swap"}
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data
+
+
+def test_cli_dry_run_and_exit_codes(backed_up):
+    dc, archive, _ = backed_up
+    r = subprocess.run([sys.executable, "-m", "ntdsbackup", "restore", str(archive),
+                        "--server", "DC01", "--dry-run"], capture_output=True, text=True)
+    assert r.returncode == 0 and "nothing was changed" in r.stdout
+    dc.start()
+    r = subprocess.run([sys.executable, "-m", "ntdsbackup", "restore", str(archive),
+                        "--server", "DC01"], capture_output=True, text=True)
+    assert r.returncode == 3 and "Restore Mode" in r.stderr
