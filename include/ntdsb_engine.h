@@ -211,9 +211,16 @@ int ntdsb_chunk_header_decode(const uint8_t *buf, size_t len, ntdsb_chunk_header
  * stats, file_hash and table may be NULL.  *table is overwritten (not
  * appended to); on failure it keeps the entries of the chunks the sink did
  * receive, so the caller calls ntdsb_chunk_table_free() on every path (safe
- * on an empty table).  err may be NULL.  Engine threads block asynchronous
- * signals, so SIGINT reaches the calling thread.  A DsBackupRead in progress cannot be
- * interrupted: cancelling or a failure waits for it to return.
+ * on an empty table).  *file_hash is set on success only (zeroed otherwise).
+ * err may be NULL.  A failure of the end-of-file check has chunk_index = the
+ * number of chunks and offset = file_size.
+ *
+ * Threads: DsBackupRead is called from an engine thread, not the caller's
+ * (serial mode and files of at most one chunk excepted); the sink and the
+ * cancel hook only from the calling thread.  Engine threads block
+ * asynchronous signals, so SIGINT reaches the calling thread.  A DsBackupRead
+ * in progress cannot be interrupted: cancelling or a failure waits for it to
+ * return.
  *
  * On return: *stats filled, file_hash = XXH3-128 of the whole file (computed
  * in order), table = one entry per chunk (caller frees).  Returns NTDSB_OK or

@@ -49,16 +49,32 @@ typedef struct ntdsb_restore_stats {
  * Validation (hostile input): magic, payload size 40, format 1, reserved 0,
  * raw_size in 1..max_raw_size, frame_size <= ZSTD_compressBound(raw_size),
  * chunk_index == 0, 1, 2 ... in order, every chunk but the last of the file
- * has the same raw_size as the first, the raw sizes add up to exactly
- * file_size (a zero-byte file has no chunks and reads nothing), the
- * decompressed size equals raw_size.  Violations are NTDSB_E_CORRUPT with
- * chunk_index and offset (= raw offset of the chunk in the file) set; an early
- * end of input is NTDSB_E_CORRUPT with the message "truncated"; read errors
- * NTDSB_E_READ; write errors NTDSB_E_WRITE.
+ * has the same raw_size as the first (and the last is not larger), the raw
+ * sizes add up to exactly file_size (a zero-byte file has no chunks and reads
+ * nothing), the zstd frame records its content size, equal to raw_size, and
+ * is exactly frame_size bytes, the decompressed size equals raw_size.
+ * Violations are NTDSB_E_CORRUPT with chunk_index and offset (= raw offset of
+ * the chunk in the file) set; an early end of input is NTDSB_E_CORRUPT with
+ * "truncated" in the message; read errors NTDSB_E_READ; write errors
+ * NTDSB_E_WRITE (err.sys_errno set for both).  Messages start with
+ * "chunk K (offset O): ", e.g. "chunk 3 (offset 3145728): XXH3-128 mismatch",
+ * "...: truncated (end of input after 20 of the 48 header bytes)",
+ * "...: bad chunk header: magic", "...: zstd: <ZSTD_getErrorName>" (err.lib_code
+ * set).  Errors are reported in file order: the first bad chunk of the file,
+ * whatever the thread count or timing (chunks before it are written first).
  *
  * The cancel hook is called from the calling thread between chunks and at
- * least every 100 ms while waiting.  Memory is bounded by the ring.  Every
- * thread has stopped before the call returns.
+ * least every 100 ms while waiting (NTDSB_E_CANCELLED).  A reader blocked on a
+ * pipe or socket notices a stop within 100 ms (it polls), so a stalled input
+ * cannot keep the call from returning.  Memory is bounded by the ring: at most
+ * min(ring_depth, chunks) slots of raw_size + ZSTD_compressBound(raw_size)
+ * bytes of the FIRST chunk (so <= max_raw_size + bound), allocated when first
+ * used, plus one zstd context per worker.  Every thread has stopped before
+ * the call returns.  On a regular file in_fd gets posix_fadvise SEQUENTIAL.
+ *
+ * cfg NULL is NTDSB_E_CONFIG; stats, file_hash and err may be NULL.
+ * *file_hash is set only on success.  Engine threads block asynchronous
+ * signals, so SIGINT reaches the calling thread.
  */
 int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
                        const ntdsb_restore_config *cfg,

@@ -113,6 +113,7 @@ typedef struct pipeline {
     pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
     uint64_t produced;      /* chunks published by the reader */
     uint64_t next_work;     /* next chunk a worker takes */
+    uint64_t write_seq;     /* chunk the writer waits for */
     int reader_done;        /* all chunks published and the end checked */
     int failed;
     ntdsb_error err;        /* the first failure */
@@ -481,8 +482,11 @@ static void *worker_main(void *arg)
             break;
         }
         s->state = SLOT_DONE;
-        /* One waiter only (the writer); it checks whether this is its slot. */
-        pthread_cond_signal(&p->cv_done);
+        /* Wake the writer only for the chunk it waits for: on a machine with
+         * as many workers as cores, every needless wakeup is a context switch
+         * taken from a worker. */
+        if (s->seq == p->write_seq)
+            pthread_cond_signal(&p->cv_done);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -541,11 +545,12 @@ static void run_writer(pipeline *p)
             fail(p, &e);
             return;
         }
+        ws++;
         pthread_mutex_lock(&p->mu);
         s->state = SLOT_FREE;
+        p->write_seq = ws;
         pthread_cond_signal(&p->cv_free);
         pthread_mutex_unlock(&p->mu);
-        ws++;
     }
 }
 

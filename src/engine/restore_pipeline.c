@@ -285,8 +285,12 @@ static int read_chunk(rpipe *p, slot *s, uint64_t seq, uint64_t off, ntdsb_error
                  NTDSB_CHUNK_HEADER_SIZE);
         return corrupt(e, seq, off, "read", "truncated", detail);
     }
-    if (ntdsb_chunk_header_decode(hdr, sizeof hdr, &h, &why) != NTDSB_OK)
+    if (ntdsb_chunk_header_decode(hdr, sizeof hdr, &h, &why) != NTDSB_OK) {
+        /* "bad chunk header: magic", not "bad chunk header: bad chunk header magic". */
+        if (strncmp(why, "bad chunk header ", 17) == 0)
+            why += 17;
         return corrupt(e, seq, off, NULL, "bad chunk header: ", why);
+    }
     if (h.raw_size > p->max_raw) {
         snprintf(detail, sizeof detail, "raw_size %u is above the limit %u", h.raw_size,
                  p->max_raw);

@@ -41,6 +41,27 @@ def add_parsers(sub, common) -> None:
                    help="JSON-lines progress and a final JSON summary")
     _identity_args(p)
 
+    p = sub.add_parser("bench", parents=[common],
+                       help="measure the engine side by side with its baselines")
+    p.add_argument("--size", type=_size, default=parse_size("1GiB"),
+                   help="size of the emulated ntds.dit (default 1GiB)")
+    p.add_argument("--page-size", type=int, choices=(8192, 32768), default=8192)
+    p.add_argument("--repeat", type=int, default=3, help="alternating runs per contender")
+    p.add_argument("--level", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="default: CPU count")
+    p.add_argument("--chunk-size", type=_size, default=1 << 20, metavar="SIZE")
+    p.add_argument("--ring", type=int, default=0, metavar="N")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="where the DC and every output live (default: /dev/shm if present)")
+    p.add_argument("--no-restore", action="store_true", help="backup contenders only")
+    p.add_argument("--sweep", metavar="AXES",
+                   help="instead: sweep the engine over comma-separated axes "
+                        "(threads,chunk,ring,level)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --sweep: draw the sweep")
+    p.add_argument("--latency-model", action="store_true",
+                   help="instead: the RPC latency model (read cost = compression cost)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
     p.add_argument("archive", help="archive path, or - for standard input")
@@ -79,7 +100,8 @@ def add_parsers(sub, common) -> None:
 
 def dispatch(args) -> int:
     return {"backup": cmd_backup, "verify": cmd_verify, "ls": cmd_ls,
-            "extract": cmd_extract, "restore": cmd_restore}[args.command](args)
+            "extract": cmd_extract, "restore": cmd_restore,
+            "bench": cmd_bench}[args.command](args)
 
 
 def _identity(args):
@@ -219,4 +241,37 @@ def cmd_restore(args) -> int:
               f"{result.stage_seconds:.1f} s, swap {result.swap_seconds:.2f} s)")
         print("the restore is registered and complete: boot the DC normally "
               f"(emulated DC: ntdsbackup dc start {args.server})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    from .bench import report as render
+
+    def on_run(i, contender, run):
+        if not args.json:
+            print(f"  run {i + 1}/{args.repeat} {contender.name:<22} {run.mb_per_s:8.1f} MB/s",
+                  file=sys.stderr, flush=True)
+
+    common = dict(work_dir=args.work_dir, repeat=args.repeat, level=args.level,
+                  threads=args.threads, chunk_size=args.chunk_size, on_run=on_run)
+    if args.sweep:
+        result = bench.sweep(args.size, [a.strip() for a in args.sweep.split(",")], **common)
+        text = render.sweep_text(result)
+        if args.plot:
+            from .bench.plot import plot_sweeps
+
+            plot_sweeps(result, args.plot)
+            result["plot"] = args.plot
+    elif args.latency_model:
+        result = bench.latency_model(args.size, **common)
+        text = render.latency_text(result)
+    else:
+        result = bench.compare(args.size, page_size=args.page_size, ring=args.ring,
+                               restore=not args.no_restore, **common)
+        text = render.comparison_text(result)
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        print(text)
     return 0

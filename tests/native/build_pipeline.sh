@@ -42,10 +42,11 @@ all)
     echo "== asan+ubsan"; "$BUILD_DIR/test_pipeline_asan"
     echo "== tsan";     "$BUILD_DIR/test_pipeline_tsan"
     echo "== valgrind memcheck"
-    valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all \
+    NTDSB_TEST_TIMING_SCALE=10 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all \
         "$BUILD_DIR/test_pipeline"
     echo "== valgrind helgrind"
-    valgrind -q --error-exitcode=1 --tool=helgrind "$BUILD_DIR/test_pipeline"
+    NTDSB_TEST_TIMING_SCALE=10 NTDSB_TEST_QUICK=1 valgrind -q --error-exitcode=1 --tool=helgrind \
+        --suppressions="$ROOT/tests/native/helgrind.supp" "$BUILD_DIR/test_pipeline"
     ;;
 *) echo "usage: $0 [plain|asan|tsan|all]" >&2; exit 2 ;;
 esac

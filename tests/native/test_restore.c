@@ -14,7 +14,8 @@
  * during a restore is compared with ring_depth slots.
  *
  *   ./test_restore               run the tests; last line "N passed, N failed"
- *   ./test_restore --bench MB [--runs N] [--chunk KiB]
+ *                                (NTDSB_TEST_VERBOSE=1: print each hostile case's message)
+ *   ./test_restore --bench MB [--runs N] [--chunk KiB] [--depth D] [--keep]
  *                                restore throughput vs `zstd -d -T1`, both to a file in /tmp
  */
 #define _GNU_SOURCE
@@ -42,6 +43,7 @@
 /* ---- tiny harness ---------------------------------------------------------------- */
 
 static int g_passed, g_failed;
+static int g_base_threads = 1; /* threads before any test (TSan adds one of its own) */
 static const char *g_test = "";
 
 #define CHECK(cond)                                                                      \
@@ -423,7 +425,9 @@ static int file_equals(int fd, const uint8_t *data, uint64_t size)
     int ok;
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != size)
         return 0;
-    buf = malloc(size + 1);
+    if (size == 0)
+        return 1;
+    buf = malloc(size);
     ok = pread(fd, buf, size, 0) == (ssize_t)size && memcmp(buf, data, size) == 0;
     free(buf);
     return ok;
@@ -490,7 +494,7 @@ static void test_round_trip(const uint8_t *data, uint64_t size, uint32_t chunk)
             CHECK_EQ_INT(r.st.chunks, s.nchunks);
             CHECK(r.st.wall_seconds > 0 && r.st.decompress_seconds > 0);
             CHECK(r.st.write_seconds > 0);
-            CHECK_EQ_INT(thread_count(), 1);
+            CHECK_EQ_INT(thread_count(), g_base_threads);
             close(out);
         }
     }
@@ -568,7 +572,7 @@ static void test_zero_byte(void)
     CHECK(file_equals(out, NULL, 0));
     CHECK_EQ_INT(r.st.bytes_in, 0);
     CHECK_EQ_INT(r.st.chunks, 0);
-    CHECK_EQ_INT(thread_count(), 1);
+    CHECK_EQ_INT(thread_count(), g_base_threads);
     close(out);
     free(s.buf);
 }
@@ -654,7 +658,7 @@ static void test_pipe(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(file_equals(out, data, size));
         CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
         CHECK(at_marker(&r));
-        CHECK_EQ_INT(thread_count(), 1);
+        CHECK_EQ_INT(thread_count(), g_base_threads);
         close(out);
     }
     /* A pipe that ends inside a frame: truncated, not a hang. */
@@ -704,6 +708,8 @@ static void expect_corrupt(const char *name, const uint8_t *bytes, size_t total,
         int out = temp_file();
         result r;
         restore_bytes(&r, bytes, total, file_size, out, &c);
+        if (threads == 1 && getenv("NTDSB_TEST_VERBOSE") != NULL)
+            printf("  %-36s %s\n", name, r.err.message);
         CHECK_EQ_INT(r.rc, NTDSB_E_CORRUPT);
         CHECK_EQ_INT(r.err.status, NTDSB_E_CORRUPT);
         CHECK_EQ_INT(r.err.chunk_index, k);
@@ -721,7 +727,7 @@ static void expect_corrupt(const char *name, const uint8_t *bytes, size_t total,
                      (unsigned long long)k * chunk);
             CHECK(strncmp(r.err.message, prefix, strlen(prefix)) == 0);
         }
-        CHECK_EQ_INT(thread_count(), 1);
+        CHECK_EQ_INT(thread_count(), g_base_threads);
         /* Nothing of the bad chunk or after it reached the output. */
         {
             struct stat sb;
@@ -894,7 +900,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
     CHECK_EQ_INT(r.err.sys_errno, ENOSPC);
     CHECK_EQ_INT(r.err.chunk_index, 0);
     CHECK(strstr(r.err.message, "writing the output failed") != NULL);
-    CHECK_EQ_INT(thread_count(), 1);
+    CHECK_EQ_INT(thread_count(), g_base_threads);
 
     g_test = "write to a closed fd";
     fd = 1000; /* far above anything this test opens (or will reuse) */
@@ -947,7 +953,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
         CHECK(r.err.chunk_index >= 2);
         CHECK_EQ_INT(r.err.offset, r.err.chunk_index * chunk);
-        CHECK_EQ_INT(thread_count(), 1);
+        CHECK_EQ_INT(thread_count(), g_base_threads);
     }
 
     g_test = "read error";
@@ -958,7 +964,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
     CHECK_EQ_INT(r.rc, NTDSB_E_READ);
     CHECK_EQ_INT(r.err.sys_errno, EISDIR);
     CHECK_EQ_INT(r.err.chunk_index, 0);
-    CHECK_EQ_INT(thread_count(), 1);
+    CHECK_EQ_INT(thread_count(), g_base_threads);
     free(s.buf);
 }
 
@@ -1011,7 +1017,7 @@ static void test_cancel(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(err.chunk_index <= 2);
         CHECK_EQ_INT(err.offset, err.chunk_index * chunk);
         CHECK_EQ_INT(cc.calls, 3);
-        CHECK_EQ_INT(thread_count(), 1);
+        CHECK_EQ_INT(thread_count(), g_base_threads);
     }
 
     g_test = "cancel while the input stalls";
@@ -1048,7 +1054,7 @@ static void test_cancel(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(cc.first_yes > 0 && t_end - cc.first_yes < 0.5);
         CHECK(cc.max_gap < 0.35); /* 100 ms nominal; slack for valgrind */
         CHECK(cc.calls >= 4);
-        CHECK_EQ_INT(thread_count(), 1);
+        CHECK_EQ_INT(thread_count(), g_base_threads);
         if (t_end - cc.first_yes >= 0.5 || cc.max_gap >= 0.35)
             fprintf(stderr, "  cancel took %.3f s, max gap %.3f s\n", t_end - cc.first_yes,
                     cc.max_gap);
@@ -1162,6 +1168,11 @@ static void test_memory(const uint8_t *data, uint64_t size, uint32_t chunk)
     free(s.buf);
 }
 
+static void *idle_thread(void *arg)
+{
+    return arg;
+}
+
 static int run_tests(void)
 {
     const uint32_t chunk = 64 * 1024;
@@ -1171,6 +1182,15 @@ static int run_tests(void)
 
     /* Python ignores SIGPIPE too: a closed output pipe is EPIPE, not death. */
     signal(SIGPIPE, SIG_IGN);
+    {
+        /* Sanitizer runtimes start a helper thread with the first
+         * pthread_create: start (and join) one first, then count. */
+        pthread_t t;
+        if (pthread_create(&t, NULL, idle_thread, NULL) == 0)
+            pthread_join(t, NULL);
+        sleep_us(20000);
+        g_base_threads = thread_count();
+    }
 
     make_stream(&s, data, size, chunk);
     test_config(&s, size);
@@ -1208,20 +1228,27 @@ static int bench(int argc, char **argv)
     const char *zst_path = "/tmp/ntdsb_rbench.raw.zst";
     const char *out_path = "/tmp/ntdsb_rbench.out";
     uint64_t size_mb = 256, size;
-    uint32_t chunk_kib = 1024;
-    int runs = 5, i;
+    uint32_t chunk_kib = 1024, depth = 0;
+    int runs = 5, keep = 0, i;
     uint8_t *data;
     ntdsb_hash128 want;
     char cmd[512];
     double zstd_best = 1e9, zstd_null_best = 1e9;
-    uint32_t threads[] = {1, 2};
-    size_t t;
+    const uint32_t threads[] = {1, 2};
+    double best[4] = {1e9, 1e9, 1e9, 1e9}; /* t1 file, t1 verify, t2 file, t2 verify */
+    ntdsb_restore_stats bst[4];
+    int m;
 
+    memset(bst, 0, sizeof bst);
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
             chunk_kib = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--depth") == 0 && i + 1 < argc)
+            depth = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--keep") == 0)
+            keep = 1; /* leave the input files in /tmp */
         else
             size_mb = (uint64_t)atoll(argv[i]);
     }
@@ -1269,6 +1296,9 @@ static int bench(int argc, char **argv)
                (double)size / a.st_size, z.st_size / 1048576.0, (double)size / z.st_size);
     }
 
+    /* Runs are interleaved (zstd, then each restore mode, then again) and the
+     * best of each is kept: on a shared machine a burst of other work then
+     * hits every contender alike instead of one of them. */
     for (i = 0; i < runs; i++) {
         double tz;
         unlink(out_path);
@@ -1280,56 +1310,54 @@ static int bench(int argc, char **argv)
         tz = time_cmd(cmd);
         if (tz > 0 && tz < zstd_null_best)
             zstd_null_best = tz;
-    }
-    printf("%-34s %8.1f MB/s\n", "zstd -d -T1 -> file", size / zstd_best / 1e6);
-    printf("%-34s %8.1f MB/s\n", "zstd -d -T1 -> /dev/null", size / zstd_null_best / 1e6);
-
-    for (t = 0; t < sizeof threads / sizeof threads[0]; t++) {
-        int to_file;
-        for (to_file = 1; to_file >= 0; to_file--) {
-            double best = 1e9, best_call = 1e9;
-            ntdsb_restore_stats bst;
-            memset(&bst, 0, sizeof bst);
-            for (i = 0; i < runs; i++) {
-                ntdsb_restore_config c = rcfg(threads[t], 0, 0);
-                ntdsb_restore_stats st;
-                ntdsb_hash128 h;
-                ntdsb_error err;
-                double t0;
-                int in, out = -1, rc;
-                unlink(out_path);
-                /* Timed like the zstd command: open, restore, close. */
-                t0 = now();
-                in = open(arc_path, O_RDONLY);
-                if (to_file)
-                    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                rc = ntdsb_restore_file(in, out, size, &c, NULL, NULL, &st, &h, &err);
-                close(in);
-                if (out >= 0)
-                    close(out);
-                t0 = now() - t0;
-                if (rc != NTDSB_OK || memcmp(h.bytes, want.bytes, 16) != 0) {
-                    fprintf(stderr, "restore failed: %s\n", err.message);
-                    return 1;
-                }
-                if (t0 < best) {
-                    best = t0;
-                    bst = st;
-                }
-                if (st.wall_seconds < best_call)
-                    best_call = st.wall_seconds;
+        for (m = 0; m < 4; m++) {
+            ntdsb_restore_config c = rcfg(threads[m / 2], depth, 0);
+            int to_file = m % 2 == 0;
+            ntdsb_restore_stats st;
+            ntdsb_hash128 h;
+            ntdsb_error err;
+            double t0;
+            int in, out = -1, rc;
+            unlink(out_path);
+            /* Timed like the zstd command: open, restore, close. */
+            t0 = now();
+            in = open(arc_path, O_RDONLY);
+            if (to_file)
+                out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            rc = ntdsb_restore_file(in, out, size, &c, NULL, NULL, &st, &h, &err);
+            close(in);
+            if (out >= 0)
+                close(out);
+            t0 = now() - t0;
+            if (rc != NTDSB_OK || memcmp(h.bytes, want.bytes, 16) != 0) {
+                fprintf(stderr, "restore failed: %s\n", err.message);
+                return 1;
             }
-            printf("restore threads=%u %-14s %8.1f MB/s  x%.2f vs zstd -d  (read %.2fs "
-                   "decompress+verify %.2fs write %.2fs wall %.2fs)\n",
-                   threads[t], to_file ? "-> file" : "verify only", size / best / 1e6,
-                   (to_file ? zstd_best : zstd_null_best) / best, bst.read_seconds,
-                   bst.decompress_seconds, bst.write_seconds, bst.wall_seconds);
+            if (t0 < best[m]) {
+                best[m] = t0;
+                bst[m] = st;
+            }
         }
     }
+    printf("%-38s %8.1f MB/s\n", "zstd -d -T1 -> file", size / zstd_best / 1e6);
+    printf("%-38s %8.1f MB/s\n", "zstd -d -T1 -> /dev/null", size / zstd_null_best / 1e6);
+    for (m = 0; m < 4; m++) {
+        int to_file = m % 2 == 0;
+        char name[64];
+        snprintf(name, sizeof name, "restore threads=%u %s", threads[m / 2],
+                 to_file ? "-> file" : "verify only");
+        printf("%-38s %8.1f MB/s  x%.2f vs zstd -d%s  (read %.2fs decompress+verify %.2fs "
+               "write %.2fs wall %.2fs)\n",
+               name, size / best[m] / 1e6, (to_file ? zstd_best : zstd_null_best) / best[m],
+               to_file ? "" : " >/dev/null", bst[m].read_seconds, bst[m].decompress_seconds,
+               bst[m].write_seconds, bst[m].wall_seconds);
+    }
     unlink(out_path);
-    unlink(raw_path);
-    unlink(arc_path);
-    unlink(zst_path);
+    if (!keep) {
+        unlink(raw_path);
+        unlink(arc_path);
+        unlink(zst_path);
+    }
     free(data);
     return 0;
 }

@@ -7,22 +7,36 @@ Backup contenders, on one emulated DC, alternating and repeated:
   zstd-cli         stock `zstd -<level> -T<threads>` compressing the same ntds.dit
 Restore contenders:
   engine-restore   the full restore of the engine's archive onto the DC (in DSRM),
-                   verification included
+                   the verification pass included
   zstd-d           stock `zstd -d` (single-threaded) decompressing ntds.dit.zst
+
+Every file the contenders write goes to the work directory, by default a
+tmpfs (/dev/shm) when there is one: on a shared machine the disk is the
+noisiest part, and the comparison is about the data path.  --work-dir on a
+real disk measures that disk too.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..emu import EmulatedDC
 from .harness import Contender, alternate
 
 RUNNERS = "ntdsbackup.bench.runners"
+
+
+def default_work_base() -> str | None:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return str(shm)
+    return None
 
 
 def _fsync_path(path: Path):
@@ -39,102 +53,109 @@ def _py(*args) -> list[str]:
     return [sys.executable, "-m", RUNNERS, *map(str, args)]
 
 
-def prepare_dc(root: Path, name: str, size: int, page_size: int, seed: int) -> EmulatedDC:
-    dc = EmulatedDC(name, root)
-    if dc.exists():
-        st = dc.status()
-        if st["database"] and st["database"]["size"] == size and \
-                st["database"]["page_size"] == page_size:
-            if not st["online"]:
-                dc.start()
-            return dc
-    dc.create(size, page_size=page_size, seed=seed, force=True)
-    return dc
+class Bench:
+    """An emulated DC in a work directory, and the contenders to run on it."""
+
+    def __init__(self, work: Path, *, name: str = "BENCH01", size: int, page_size: int = 8192,
+                 seed: int = 1):
+        self.work = work
+        self.root = work / "emu"
+        self.out = work / "out"
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ, NTDSB_EMU_ROOT=str(self.root.resolve()))
+        os.environ["NTDSB_EMU_ROOT"] = self.env["NTDSB_EMU_ROOT"]
+        self.dc = EmulatedDC(name, self.root)
+        self.dc.create(size, page_size=page_size, seed=seed, force=True)
+        self.dit = self.dc.ntds_dir / "ntds.dit"
+
+    def set_faults(self, **faults) -> None:
+        cfg = self.dc.config()
+        cfg.set_faults(**faults)
+        self.dc.save_config(cfg)
+
+    # -- contenders ------------------------------------------------------------
+    def _common(self, level, chunk_size):
+        return ["--root", self.root, "--server", self.dc.name, "--level", level,
+                "--chunk-size", chunk_size]
+
+    def engine(self, name="engine", *, level=1, threads=0, chunk_size=1 << 20, ring=0,
+               serial=False) -> Contender:
+        extra = ["--serial"] if serial else ["--threads", threads, "--ring", ring]
+        return Contender(name, _py("engine-backup", *self._common(level, chunk_size), *extra,
+                                   "--out", self.out / f"{name}.tar.zst"))
+
+    def python_loop(self, *, level=1) -> Contender:
+        return Contender("python-loop", _py("python-loop", *self._common(level, 1 << 20),
+                                            "--out", self.out / "loop.zst"))
+
+    def read_only(self, chunk_size=1 << 20) -> Contender:
+        return Contender("read-only", _py("read-only", *self._common(1, chunk_size), "--out",
+                                          self.out / "unused"))
+
+    def zstd_cli(self, *, level=1, threads=0) -> Contender:
+        out = self.out / "zstd-cli.zst"
+        return Contender("zstd-cli", ["zstd", "-q", "-f", f"-{level}",
+                                      f"-T{threads or os.cpu_count()}", str(self.dit), "-o",
+                                      str(out)],
+                         nbytes=self.dit.stat().st_size, after=_fsync_path(out))
+
+    def engine_restore(self, archive: Path, threads=0) -> Contender:
+        return Contender("engine-restore", _py("engine-restore", "--root", self.root,
+                                               "--server", self.dc.name, "--archive", archive,
+                                               "--threads", threads, "--out",
+                                               self.out / "unused"))
+
+    def zstd_d(self, level=1) -> Contender:
+        src = self.out / "ntds.dit.zst"
+        if not src.exists():
+            subprocess.run(["zstd", "-q", "-f", f"-{level}", "-T0", str(self.dit), "-o",
+                            str(src)], check=True)
+        out = self.out / "zstd-d.out"
+        return Contender("zstd-d", ["zstd", "-q", "-f", "-d", "-T1", str(src), "-o", str(out)],
+                         nbytes=self.dit.stat().st_size, after=_fsync_path(out))
 
 
-def backup_contenders(dc: EmulatedDC, work: Path, *, level: int, threads: int,
-                      chunk_size: int, ring: int, include=("engine", "engine-serial",
-                                                         "python-loop", "zstd-cli")):
-    common = ["--root", dc.root, "--server", dc.name, "--level", level,
-              "--chunk-size", chunk_size]
-    dit = dc.ntds_dir / "ntds.dit"
-    zout = work / "zstd-cli.zst"
-    table = {
-        "engine": Contender("engine", _py("engine-backup", *common, "--threads", threads,
-                                          "--ring", ring, "--out", work / "engine.tar.zst")),
-        "engine-serial": Contender("engine-serial",
-                                   _py("engine-backup", *common, "--serial", "--out",
-                                       work / "serial.tar.zst")),
-        "python-loop": Contender("python-loop", _py("python-loop", *common, "--out",
-                                                    work / "loop.zst")),
-        "zstd-cli": Contender("zstd-cli", ["zstd", "-q", "-f", f"-{level}",
-                                           f"-T{threads or os.cpu_count()}", str(dit), "-o",
-                                           str(zout)],
-                              nbytes=dit.stat().st_size, after=_fsync_path(zout)),
-    }
-    return [table[k] for k in include]
-
-
-def run(size: int, *, root: Path | None = None, name: str = "BENCH01", page_size: int = 8192,
-        repeat: int = 3, level: int = 1, threads: int = 0, chunk_size: int = 1 << 20,
-        ring: int = 0, seed: int = 1, restore: bool = True, on_run=None) -> dict:
-    """Run the side-by-side comparison; returns a JSON-ready report."""
-    if shutil.which("zstd") is None:
-        raise RuntimeError("the zstd command-line tool is needed as a baseline "
-                           "(apt-get install zstd)")
-    tmp = None
-    if root is None:
-        tmp = tempfile.mkdtemp(prefix="ntdsb-bench-")
-        root = Path(tmp) / "emu"
-    root = Path(root)
-    work = root.parent / f"{name}-bench-out"
-    work.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, NTDSB_EMU_ROOT=str(root.resolve()))
-    os.environ["NTDSB_EMU_ROOT"] = env["NTDSB_EMU_ROOT"]
+@contextmanager
+def bench_workspace(work_dir: str | None):
+    base = work_dir or default_work_base()
+    tmp = Path(tempfile.mkdtemp(prefix="ntdsb-bench-", dir=base))
     try:
-        dc = prepare_dc(root, name, size, page_size, seed)
-        contenders = backup_contenders(dc, work, level=level, threads=threads,
-                                       chunk_size=chunk_size, ring=ring)
-        alternate(contenders, repeat, env, on_run)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ratios(first: Contender, others: list[Contender]) -> dict:
+    return {f"{first.name}/{c.name}": round(first.median_mb_per_s() / c.median_mb_per_s(), 3)
+            for c in others if c.median_mb_per_s()}
+
+
+def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat: int = 3,
+        level: int = 1, threads: int = 0, chunk_size: int = 1 << 20, ring: int = 0,
+        restore: bool = True, on_run=None) -> dict:
+    """The side-by-side comparison; returns a JSON-ready report."""
+    if shutil.which("zstd") is None:
+        raise RuntimeError("the zstd command-line tool is a baseline: apt-get install zstd")
+    threads = threads or os.cpu_count() or 1
+    with bench_workspace(work_dir) as work:
+        b = Bench(work, size=size, page_size=page_size)
+        contenders = [b.engine(level=level, threads=threads, chunk_size=chunk_size, ring=ring),
+                      b.engine("engine-serial", level=level, chunk_size=chunk_size,
+                               serial=True),
+                      b.python_loop(level=level), b.zstd_cli(level=level, threads=threads)]
+        alternate(contenders, repeat, b.env, on_run)
+        eng = contenders[0].summary()
         report = {"size": size, "page_size": page_size, "repeat": repeat, "level": level,
-                  "threads": threads or os.cpu_count(), "chunk_size": chunk_size,
-                  "backup": {c.name: c.summary() for c in contenders}}
-        engine = contenders[0]
-        report["backup_ratios"] = {
-            f"engine/{c.name}": round(engine.median_mb_per_s() / c.median_mb_per_s(), 3)
-            for c in contenders[1:] if c.median_mb_per_s()}
-        eng = report["backup"]["engine"]
+                  "threads": threads, "chunk_size": chunk_size, "work_dir": str(work.parent),
+                  "backup": {c.name: c.summary() for c in contenders},
+                  "backup_ratios": ratios(contenders[0], contenders[1:])}
         if eng["extra"].get("written"):
             report["compression_ratio"] = round(eng["bytes"] / eng["extra"]["written"], 3)
         if restore:
-            report.update(_restore_comparison(dc, work, repeat, threads, level, env, on_run))
+            archive = b.out / "engine.tar.zst"
+            b.dc.stop()
+            rc = [b.engine_restore(archive, threads), b.zstd_d(level)]
+            alternate(rc, repeat, b.env, on_run)
+            report["restore"] = {c.name: c.summary() for c in rc}
+            report["restore_ratios"] = ratios(rc[0], rc[1:])
         return report
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _restore_comparison(dc, work, repeat, threads, level, env, on_run) -> dict:
-    archive = work / "engine.tar.zst"
-    dit = dc.ntds_dir / "ntds.dit"
-    zsrc = work / "ntds.dit.zst"
-    os.system(f"zstd -q -f -{level} -T0 '{dit}' -o '{zsrc}'")
-    zout = work / "zstd-d.out"
-    dc.stop()
-    try:
-        contenders = [
-            Contender("engine-restore", _py("engine-restore", "--root", dc.root, "--server",
-                                            dc.name, "--archive", archive, "--threads",
-                                            threads, "--out", work / "restore-unused")),
-            Contender("zstd-d", ["zstd", "-q", "-f", "-d", "-T1", str(zsrc), "-o", str(zout)],
-                      nbytes=dit.stat().st_size, after=_fsync_path(zout)),
-        ]
-        alternate(contenders, repeat, env, on_run)
-    finally:
-        # Leave the DC as found: online (its restore record consumed by start).
-        dc.start()
-    eng, base = contenders
-    return {"restore": {c.name: c.summary() for c in contenders},
-            "restore_ratios": {"engine-restore/zstd-d": round(
-                eng.median_mb_per_s() / base.median_mb_per_s(), 3)}}

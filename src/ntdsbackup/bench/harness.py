@@ -26,6 +26,18 @@ class Run:
         return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
 
 
+# GNU time forks the measured command from its own small process, so the
+# child's ru_maxrss is its own and not the parent interpreter's (Linux keeps
+# a forking parent's high-water mark across exec).
+GNU_TIME = "/usr/bin/time"
+
+
+def _with_time(argv: list[str]) -> tuple[list[str], bool]:
+    if os.path.exists(GNU_TIME) and argv[0] != sys.executable:
+        return [GNU_TIME, "-f", "NTDSB_MAXRSS_KIB=%M", *argv], True
+    return argv, False
+
+
 @dataclass
 class Contender:
     """A named measurement: argv of a child process, and how to read its result.
@@ -65,9 +77,9 @@ class Contender:
 def measure(contender: Contender, env: dict | None = None) -> Run:
     """One run of one contender.  CPU time and peak RSS come from wait4() on the
     child, so they are the child's own."""
+    argv, timed = _with_time(contender.argv)
     t0 = time.monotonic()
-    proc = subprocess.Popen(contender.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -79,13 +91,19 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
         contender.after()
     wall = time.monotonic() - t0
     nbytes, seconds, extra = contender.nbytes, wall, {}
+    rss = usage.ru_maxrss
     for line in reversed(out.decode().splitlines()):
         if line.startswith("{"):
             doc = json.loads(line)
             nbytes, seconds = doc["bytes"], doc["seconds"]
+            rss = doc.pop("peak_rss_kib", None) or rss
             extra = {k: v for k, v in doc.items() if k not in ("bytes", "seconds")}
             break
-    return Run(int(nbytes or 0), seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, extra)
+    if timed:
+        for line in err.decode(errors="replace").splitlines():
+            if line.startswith("NTDSB_MAXRSS_KIB="):
+                rss = int(line.split("=", 1)[1])
+    return Run(int(nbytes or 0), seconds, usage.ru_utime + usage.ru_stime, rss, extra)
 
 
 def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,

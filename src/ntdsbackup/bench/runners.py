@@ -64,17 +64,56 @@ def run_python_loop(args) -> dict:
 
 
 def run_engine_restore(args) -> dict:
-    from ..archive.restore_reader import restore_to_directory
+    """The full restore onto the DC (which must be in DSRM): pre-flight
+    verification, staging, swap; the same call the CLI makes."""
+    from ..emu import use_emu_root
+    from ..restore import restore
 
+    use_emu_root(args.root)
+    r = restore(args.archive, args.server, threads=args.threads)
+    return {"bytes": r.plan.total_bytes, "seconds": r.seconds,
+            "verify_seconds": r.verify_seconds, "stage_seconds": r.stage_seconds}
+
+
+def run_read_only(args) -> dict:
+    """DsBackupRead of every file and nothing else: the read rate."""
+    from ..emu import use_emu_root
+    from ..lists import parse_multistring
+    from ..provider import open_provider
+
+    use_emu_root(args.root)
+    prov = open_provider()
+    buf = bytearray(args.chunk_size)
+    total = 0
     t0 = time.monotonic()
-    report = restore_to_directory(args.archive, args.out, threads=args.threads)
-    return {"bytes": report.raw_bytes, "seconds": time.monotonic() - t0}
+    with prov.backup_prepare(args.server) as ctx:
+        for entry in parse_multistring(ctx.get_database_names()):
+            ctx.open_file(entry.path, args.chunk_size)
+            while n := ctx.read(buf):
+                total += n
+            ctx.close_file()
+    return {"bytes": total, "seconds": time.monotonic() - t0}
+
+
+def peak_rss_kib() -> int | None:
+    """This process's own peak RSS (VmHWM of its address space).  Unlike
+    ru_maxrss, it does not inherit the high-water mark of the process that
+    forked it (Linux carries that across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 RUNNERS = {
     "engine-backup": run_engine_backup,
     "python-loop": run_python_loop,
     "engine-restore": run_engine_restore,
+    "read-only": run_read_only,
 }
 
 
@@ -92,6 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--serial", action="store_true")
     args = ap.parse_args(argv)
     result = RUNNERS[args.kind](args)
+    result["peak_rss_kib"] = peak_rss_kib()
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -1,0 +1,72 @@
+"""In-process throughput with pytest-benchmark: the engine, its serial mode and
+the plain Python loop on the same emulated DC, and verify/restore.  Figures
+are MB/s in extra_info; the targets are asserted in test_targets.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import xxhash
+import zstandard
+
+from ntdsbackup import open_provider
+from ntdsbackup.archive import verify
+from ntdsbackup.backup import backup
+from ntdsbackup.lists import parse_multistring
+
+
+def _record(benchmark, nbytes: int) -> None:
+    if benchmark.stats is None:          # --benchmark-disable: ran once, nothing timed
+        return
+    stats = benchmark.stats.stats
+    benchmark.extra_info["mb_per_s_median"] = round(nbytes / stats.median / 1e6, 1)
+    benchmark.extra_info["bytes"] = nbytes
+
+
+@pytest.mark.parametrize("mode", ["pipelined", "serial"])
+def test_engine_backup(benchmark, bench_dc, tmp_path_factory, mode):
+    out = tmp_path_factory.mktemp("out", numbered=True) / "a.tar.zst"
+    kw = {"serial": True} if mode == "serial" else {}
+    result = benchmark.pedantic(lambda: backup(bench_dc.name, out, truncate=False, **kw),
+                                rounds=3, iterations=1, warmup_rounds=0)
+    _record(benchmark, result.bytes_read)
+    os.unlink(out)
+
+
+def _python_loop(server: str, out_path) -> int:
+    prov = open_provider()
+    cctx = zstandard.ZstdCompressor(level=1, write_checksum=True)
+    buf = bytearray(1 << 20)
+    total = 0
+    with open(out_path, "wb") as out, prov.backup_prepare(server) as ctx:
+        for entry in parse_multistring(ctx.get_database_names()):
+            ctx.open_file(entry.path, 1 << 20)
+            while n := ctx.read(buf):
+                data = bytes(buf[:n])
+                xxhash.xxh3_128_digest(data)
+                out.write(cctx.compress(data))
+                total += n
+            ctx.close_file()
+    return total
+
+
+def test_python_loop(benchmark, bench_dc, tmp_path):
+    out = tmp_path / "loop.zst"
+    total = benchmark.pedantic(lambda: _python_loop(bench_dc.name, out), rounds=3,
+                               iterations=1)
+    _record(benchmark, total)
+
+
+@pytest.fixture(scope="module")
+def archive(bench_dc, tmp_path_factory):
+    path = tmp_path_factory.mktemp("arch") / "a.tar.zst"
+    backup(bench_dc.name, path, truncate=False)
+    return path
+
+
+@pytest.mark.parametrize("reader", ["engine", "pure"])
+def test_verify(benchmark, archive, reader):
+    report = benchmark.pedantic(lambda: verify(archive, pure=reader == "pure"), rounds=3,
+                                iterations=1)
+    _record(benchmark, report.raw_bytes)
