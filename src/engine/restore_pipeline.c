@@ -123,6 +123,7 @@ typedef struct rpipe {
     pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
     uint64_t produced;      /* chunks published by the reader */
     uint64_t next_work;     /* next chunk a worker takes */
+    uint64_t write_seq;     /* chunk the writer waits for */
     int reader_done;        /* the reader published its last chunk (or failed) */
     int reader_rc;          /* NTDSB_OK, or the failure at chunk `produced` */
     ntdsb_error reader_err;
@@ -485,9 +486,13 @@ static void *worker_main(void *arg)
         w->seconds += ntdsb_now() - t0;
 
         pthread_mutex_lock(&p->mu);
-        /* Even a failed chunk becomes DONE: the writer reports it in order. */
+        /* Even a failed chunk becomes DONE: the writer reports it in order.
+         * Wake the writer only for the chunk it waits for: with as many
+         * workers as cores every needless wakeup is a context switch taken
+         * from a worker. */
         s->state = SLOT_DONE;
-        pthread_cond_signal(&p->cv_done); /* one waiter only: the writer */
+        if (s->seq == p->write_seq)
+            pthread_cond_signal(&p->cv_done);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -585,11 +590,12 @@ static void run_writer(rpipe *p)
             fail(p, &e);
             return;
         }
+        ws++;
         pthread_mutex_lock(&p->mu);
         s->state = SLOT_FREE;
+        p->write_seq = ws;
         pthread_cond_signal(&p->cv_free);
         pthread_mutex_unlock(&p->mu);
-        ws++;
     }
 }
 

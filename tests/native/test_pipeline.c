@@ -10,6 +10,7 @@
  *
  *   ./test_pipeline                 run the tests; last line "N passed, N failed"
  *   ./test_pipeline --bench MB [--chunk KiB] [--depth N] [--level L] [--file PATH] [--runs N]
+ *                  [--cmd 'COMMAND %s']  also time COMMAND on the data file (e.g. a Python loop)
  *                                   throughput vs `zstd -1 -T1/-T2` on the same data
  */
 #define _GNU_SOURCE
@@ -88,6 +89,19 @@ static int thread_count(void)
         if (de->d_name[0] != '.')
             n++;
     closedir(d);
+    return n;
+}
+
+/* A joined thread can linger in /proc/self/task for a moment after
+ * pthread_join returns (the kernel reaps it asynchronously): wait up to
+ * 200 ms for the count to drop to `want` before calling it a leak. */
+static int threads_settled(int want)
+{
+    int i, n = thread_count();
+    for (i = 0; i < 400 && n > want; i++) {
+        sleep_us(500);
+        n = thread_count();
+    }
     return n;
 }
 
@@ -492,7 +506,7 @@ static void do_run(run *r, uint64_t announced, const ntdsb_backup_config *cfg,
     r->rc = ntdsb_backup_file(&prov, &r->f, announced, cfg, &sink,
                               cancel ? cancel_hook : NULL, cancel, &r->stats, &r->hash,
                               &r->table, &r->err);
-    r->threads_after = thread_count();
+    r->threads_after = threads_settled(g_base_threads);
 }
 
 static void run_free(run *r)
@@ -1200,6 +1214,7 @@ static int bench(int argc, char **argv)
 {
     uint64_t size_mb = 256, size;
     uint32_t chunk_kib = 1024, depth = 0;
+    const char *extra_cmd = NULL; /* another contender, '%s' = the data file */
     int level = 1, runs = 5, i, r;
     const char *file = NULL;
     const char *tmp = "/tmp/ntdsb_bench.bin";
@@ -1213,8 +1228,9 @@ static int bench(int argc, char **argv)
         {"engine threads=2 d=8", 2, 0, 0, 8, {0}, {{0}}, 0},
         {"zstd -T1", 0, 1, 0, 0, {0}, {{0}}, 0},
         {"zstd -T2", 0, 2, 0, 0, {0}, {{0}}, 0},
+        {"--cmd COMMAND", 0, 0, 0, 0, {0}, {{0}}, 0},
     };
-    const size_t nmodes = sizeof modes / sizeof modes[0];
+    size_t nmodes = sizeof modes / sizeof modes[0];
     size_t m;
     char cmd[512];
 
@@ -1229,11 +1245,15 @@ static int bench(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--depth") == 0 && i + 1 < argc)
             depth = (uint32_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--cmd") == 0 && i + 1 < argc)
+            extra_cmd = argv[++i];
         else
             size_mb = (uint64_t)atoll(argv[i]);
     }
     if (runs < 1 || runs > 64)
         runs = 5;
+    if (extra_cmd == NULL)
+        nmodes--; /* the last mode is the optional --cmd */
     if (file != NULL) {
         struct stat st;
         fd = open(file, O_RDONLY);
@@ -1266,7 +1286,10 @@ static int bench(int argc, char **argv)
     for (r = 0; r < runs; r++) {
         for (m = 0; m < nmodes; m++) {
             bench_mode *b = &modes[m];
-            if (b->threads == 0) {
+            if (b->threads == 0 && b->serial == 0) {
+                snprintf(cmd, sizeof cmd, extra_cmd, tmp);
+                b->t[r] = time_cmd(cmd);
+            } else if (b->threads == 0) {
                 snprintf(cmd, sizeof cmd, "zstd -q -%d -T%d -c '%s' > /dev/null", level,
                          b->serial, tmp);
                 b->t[r] = time_cmd(cmd);
