@@ -42,9 +42,13 @@ typedef struct ntdsb_restore_stats {
  *
  * A reader thread reads frames into a ring; `threads` workers decompress each
  * (ZSTD_decompressDCtx, content checksum verified by zstd) and check its
- * XXH3-128 against the header; the calling thread, in order, writes the data
- * to `out_fd` (if >= 0; write(2) with EINTR/short-write retry) and updates the
- * whole-file XXH3-128 into *file_hash.
+ * XXH3-128 against the header; the calling thread, in order, updates the
+ * whole-file XXH3-128 into *file_hash.  The data goes to `out_fd` if >= 0: on
+ * a regular file each worker pwrite()s its verified chunk at its offset (the
+ * kernel's page-allocation cost is then shared by the workers); on anything
+ * else (a pipe) the calling thread write()s in order.  EINTR and short writes
+ * are retried.  stats->bytes_out is kept current during the call, so the
+ * cancel hook can report progress from it.
  *
  * Validation (hostile input): magic, payload size 40, format 1, reserved 0,
  * raw_size in 1..max_raw_size, frame_size <= ZSTD_compressBound(raw_size),
@@ -61,7 +65,9 @@ typedef struct ntdsb_restore_stats {
  * "...: truncated (end of input after 20 of the 48 header bytes)",
  * "...: bad chunk header: magic", "...: zstd: <ZSTD_getErrorName>" (err.lib_code
  * set).  Errors are reported in file order: the first bad chunk of the file,
- * whatever the thread count or timing (chunks before it are written first).
+ * whatever the thread count or timing.  After a failure the output holds
+ * every chunk before the bad one and, on a regular file, possibly some after
+ * it: write to a staging file and delete it on failure.
  *
  * The cancel hook is called from the calling thread between chunks and at
  * least every 100 ms while waiting (NTDSB_E_CANCELLED).  A reader blocked on a
