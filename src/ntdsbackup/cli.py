@@ -14,6 +14,7 @@ import json
 import sys
 
 from . import errors
+from .argtypes import fraction_arg, size_arg
 from .fsutil import parse_size
 
 EXIT_OK = 0
@@ -46,21 +47,6 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_ERROR
 
 
-def _fraction(text: str) -> float:
-    s = text.strip()
-    value = float(s[:-1]) / 100 if s.endswith("%") else float(s)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction in (0, 1] or a percentage")
-    return value
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--emu-root", metavar="DIR",
@@ -85,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dcsub.add_parser("create", parents=[common], help="create an emulated DC")
     p.add_argument("name")
-    p.add_argument("--size", type=_size, default=parse_size("64MiB"),
+    p.add_argument("--size", type=size_arg, default=parse_size("64MiB"),
                    help="size of ntds.dit, e.g. 1GiB (default 64MiB)")
     p.add_argument("--page-size", type=int, choices=(8192, 32768), default=8192)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--from", dest="from_file", metavar="FILE",
                    help="build the DC around an existing ntds.dit (e.g. an IFM copy)")
-    p.add_argument("--log-size", type=_size, help="size of each log file")
+    p.add_argument("--log-size", type=size_arg, help="size of each log file")
     p.add_argument("--log-count", type=int, help="number of closed log generations")
     p.add_argument("--domain", default="CORP")
     p.add_argument("--tombstone-days", type=int, default=180)
@@ -112,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = dcsub.add_parser("activity", parents=[common],
                          help="simulate a running DC: rewrite pages, add log generations")
     p.add_argument("name")
-    p.add_argument("--pages", type=_fraction, default=0.01, metavar="FRACTION",
+    p.add_argument("--pages", type=fraction_arg, default=0.01, metavar="FRACTION",
                    help="fraction of pages to rewrite, e.g. 1%% (default) or 0.05")
     p.add_argument("--seed", type=int)
     p.add_argument("--json", action="store_true")

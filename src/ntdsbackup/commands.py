@@ -100,12 +100,12 @@ def dc_activity(args) -> int:
 
 
 def dc_account(args) -> int:
-    from .emuconf import Account, _check_privileges
+    from .emuconf import Account, check_privileges
 
     dc = EmulatedDC(args.name, args.emu_root)
     cfg = dc.config()
     if args.set_default:
-        cfg.default_privileges = _check_privileges(args.privileges)
+        cfg.default_privileges = check_privileges(args.privileges)
         dc.save_config(cfg)
         print(f"callers without an identity now have: {','.join(cfg.default_privileges) or '-'}")
         return 0

@@ -7,14 +7,8 @@ import json
 import os
 import sys
 
+from .argtypes import size_arg
 from .fsutil import format_size, parse_size
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _identity_args(p: argparse.ArgumentParser) -> None:
@@ -30,7 +24,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--level", type=int, default=1, help="zstd level (default 1)")
     p.add_argument("--threads", type=int, default=0,
                    help="hash/compress threads (default: CPU count)")
-    p.add_argument("--chunk-size", type=_size, default=1 << 20, metavar="SIZE",
+    p.add_argument("--chunk-size", type=size_arg, default=1 << 20, metavar="SIZE",
                    help="bytes per chunk and per DsBackupRead: a multiple of 8KiB, at least "
                         "24KiB (default 1MiB)")
     p.add_argument("--ring", type=int, default=0, metavar="N",
@@ -43,13 +37,13 @@ def add_parsers(sub, common) -> None:
 
     p = sub.add_parser("bench", parents=[common],
                        help="measure the engine side by side with its baselines")
-    p.add_argument("--size", type=_size, default=parse_size("1GiB"),
+    p.add_argument("--size", type=size_arg, default=parse_size("1GiB"),
                    help="size of the emulated ntds.dit (default 1GiB)")
     p.add_argument("--page-size", type=int, choices=(8192, 32768), default=8192)
     p.add_argument("--repeat", type=int, default=3, help="alternating runs per contender")
     p.add_argument("--level", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="default: CPU count")
-    p.add_argument("--chunk-size", type=_size, default=1 << 20, metavar="SIZE")
+    p.add_argument("--chunk-size", type=size_arg, default=1 << 20, metavar="SIZE")
     p.add_argument("--ring", type=int, default=0, metavar="N")
     p.add_argument("--work-dir", metavar="DIR",
                    help="where the DC and every output live (default: /dev/shm if present)")

@@ -45,7 +45,7 @@ class Account:
     @classmethod
     def create(cls, domain: str, user: str, password: str, privileges, *,
                iterations: int = PBKDF2_ITERATIONS) -> Account:
-        privs = _check_privileges(privileges)
+        privs = check_privileges(privileges)
         salt = secrets.token_bytes(16)
         digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations, 32)
         return cls(domain, user, privs, iterations, salt, digest)
@@ -62,7 +62,7 @@ class Account:
                    bytes.fromhex(salt), bytes.fromhex(digest))
 
 
-def _check_privileges(privileges) -> tuple[str, ...]:
+def check_privileges(privileges) -> tuple[str, ...]:
     if isinstance(privileges, str):
         privileges = [p.strip() for p in privileges.split(",") if p.strip()]
     bad = [p for p in privileges if p not in PRIVILEGES]
@@ -124,7 +124,7 @@ class DCConfig:
             elif key == "clock_offset":
                 cfg.clock_offset = int(value)
             elif key == "default_privileges":
-                cfg.default_privileges = _check_privileges(value)
+                cfg.default_privileges = check_privileges(value)
             elif key == "trace":
                 cfg.trace = value.strip() == "1"
             elif key == "account":

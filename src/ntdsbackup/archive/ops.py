@@ -62,7 +62,7 @@ class _Extractor(Consumer):
     def __init__(self, target: Path):
         self.target = target
         self.partials: list[tuple[Path, Path]] = []
-        self._fh = None
+        self.fh = None
 
     def open_member(self, member: MemberResult) -> None:
         final = (self.target / member.name).resolve()
@@ -71,17 +71,17 @@ class _Extractor(Consumer):
         final.parent.mkdir(parents=True, exist_ok=True)
         partial = final.with_name(final.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self._fh = os.fdopen(fd, "wb")
+        self.fh = os.fdopen(fd, "wb")
         self.partials.append((partial, final))
 
     def block(self, member: MemberResult, data: bytes) -> None:
-        self._fh.write(data)
+        self.fh.write(data)
 
     def close_member(self, member: MemberResult) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        self.fh = None
 
     def commit(self) -> None:
         for partial, final in self.partials:
@@ -90,8 +90,8 @@ class _Extractor(Consumer):
             fsync_dir(parent)
 
     def abort(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
+        if self.fh is not None:
+            self.fh.close()
         for partial, _ in self.partials:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(partial)
@@ -110,7 +110,7 @@ def extract(source, target_dir, *, threads: int = 0, pure: bool = False) -> Read
 
                 def open_member(m):
                     ex.open_member(m)
-                    return Target(ex._fh.fileno())
+                    return Target(ex.fh.fileno())
 
                 report = read_fd(fd, open_member=open_member,
                                  close_member=lambda m, t: ex.close_member(m), threads=threads)
