@@ -12,8 +12,8 @@ import zstandard
 
 from ntdsbackup import open_provider
 from ntdsbackup.archive import verify
-from ntdsbackup.backup import backup
 from ntdsbackup.lists import parse_multistring
+from ntdsbackup.phases.backup import backup
 
 
 def _record(benchmark, nbytes: int) -> None:

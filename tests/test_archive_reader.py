@@ -23,8 +23,8 @@ from ntdsbackup.archive.framing import (
     parse_header,
 )
 from ntdsbackup.archive.members import document_member, tar_header
-from ntdsbackup.backup import backup
 from ntdsbackup.errors import ArchiveError
+from ntdsbackup.phases.backup import backup
 
 CHUNK = 64 * 1024
 

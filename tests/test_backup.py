@@ -20,7 +20,7 @@ import ntdsbackup
 from ntdsbackup import errors
 from ntdsbackup.archive import extract, verify
 from ntdsbackup.archive.framing import FILE_CHUNK_MAGIC, HEADER_SIZE, parse_header
-from ntdsbackup.backup import backup
+from ntdsbackup.phases.backup import backup
 
 CHUNK = 256 * 1024
 

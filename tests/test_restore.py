@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from ntdsbackup import errors
-from ntdsbackup.backup import Identity, backup
 from ntdsbackup.emuconf import Account
-from ntdsbackup.restore import restore
+from ntdsbackup.phases.backup import Identity, backup
+from ntdsbackup.phases.restore import restore
 
 CHUNK = 128 * 1024
 
@@ -204,7 +204,7 @@ def test_fault_during_staging_rolls_back_and_reports(backed_up, monkeypatch):
 def test_fault_during_the_swap_rolls_back_and_reports(backed_up, monkeypatch):
     dc, archive, _ = backed_up
     before = snapshot(dc)
-    from ntdsbackup import restore as restore_mod
+    from ntdsbackup.phases import restore as restore_mod
 
     real_commit = restore_mod._Swap.commit
 

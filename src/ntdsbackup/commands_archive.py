@@ -101,8 +101,8 @@ def dispatch(args) -> int:
 def _identity(args):
     if not getattr(args, "user", None):
         return None
-    from .backup import Identity
     from .commands import _read_password
+    from .phases.backup import Identity
 
     domain, sep, user = args.user.partition("\\")
     if not sep:
@@ -120,7 +120,7 @@ def _progress_for(args, to_stdout: bool):
 
 
 def cmd_backup(args) -> int:
-    from .backup import backup
+    from .phases.backup import backup
 
     to_stdout = args.output == "-"
     if to_stdout and sys.stdout.isatty():
@@ -215,8 +215,8 @@ def cmd_extract(args) -> int:
 
 
 def cmd_restore(args) -> int:
+    from .phases.restore import restore
     from .progress import Progress
-    from .restore import restore
 
     progress = Progress("json", sys.stdout) if args.json else \
         Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)

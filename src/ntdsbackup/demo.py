@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from .archive import verify
-    from .backup import backup
-    from .restore import restore
+    from .phases.backup import backup
+    from .phases.restore import restore
 
     root = use_emu_root(args.root)
     if root.exists():

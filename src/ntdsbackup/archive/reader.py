@@ -62,17 +62,18 @@ class CorruptFrame(ArchiveError):
 @dataclass
 class Frame:
     header: FrameHeader
-    data: bytes
+    data: bytes | None   # decompressed and verified (None when not decoding)
     offset: int          # archive offset of the frame header
 
 
 class FrameReader:
     """Yields verified frames from a binary stream, then checks the seek index."""
 
-    def __init__(self, fileobj):
+    def __init__(self, fileobj, *, decode: bool = True):
         self._f = fileobj
         self.offset = 0
         self.index: dict | None = None
+        self._decode = decode     # False: check the structure only, yield data=None
         self._dctx = zstandard.ZstdDecompressor()
 
     def _read_exact(self, n: int, what: str) -> bytes:
@@ -122,7 +123,8 @@ class FrameReader:
                     raise CorruptFrame(f"bad frame header at offset {start}: {exc}", None,
                                        start) from None
                 frame = self._read_exact(hdr.frame_size, "a zstd frame")
-                yield Frame(hdr, decode_frame(self._dctx, hdr, frame, start), start)
+                data = decode_frame(self._dctx, hdr, frame, start) if self._decode else None
+                yield Frame(hdr, data, start)
             elif magic == INDEX_MAGIC:
                 if size > MAX_INDEX_SIZE or size < INDEX_FOOTER.size:
                     raise ArchiveError(f"seek index at offset {start} has impossible size {size}")

@@ -14,8 +14,8 @@ import time
 
 
 def run_engine_backup(args) -> dict:
-    from ..backup import backup
     from ..emu import use_emu_root
+    from ..phases.backup import backup
 
     use_emu_root(args.root)
     s = backup(args.server, args.out, level=args.level, threads=args.threads,
@@ -67,7 +67,7 @@ def run_engine_restore(args) -> dict:
     """The full restore onto the DC (which must be in DSRM): pre-flight
     verification, staging, swap; the same call the CLI makes."""
     from ..emu import use_emu_root
-    from ..restore import restore
+    from ..phases.restore import restore
 
     use_emu_root(args.root)
     r = restore(args.archive, args.server, threads=args.threads)

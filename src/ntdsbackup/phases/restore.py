@@ -29,11 +29,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive.fastread import FdFrames, Target, read_fd
-from .archive.members import MANIFEST_NAME
-from .archive.reader import MemberResult, ReadReport, load_doc
-from .backup import Identity
-from .errors import (
+from ..archive.fastread import FdFrames, Target, read_fd
+from ..archive.members import MANIFEST_NAME
+from ..archive.reader import MemberResult, ReadReport, load_doc
+from ..errors import (
     ArchiveError,
     DCStateError,
     EngineError,
@@ -41,8 +40,8 @@ from .errors import (
     NtdsbackupError,
     format_hresult,
 )
-from .fsutil import format_size, fsync_dir
-from .lists import (
+from ..fsutil import format_size, fsync_dir
+from ..lists import (
     BFT_CHECKPOINT_DIR,
     BFT_LOG,
     BFT_LOG_DIR,
@@ -50,8 +49,9 @@ from .lists import (
     BFT_PATCH_FILE,
     parse_multistring,
 )
-from .paths import unc_to_local
-from .provider import open_provider
+from ..paths import unc_to_local
+from ..provider import open_provider
+from .backup import Identity
 
 # Failure codes reported through DsRestoreRegisterComplete (ntdsbmsg.h).
 hrError = 0xC7FF0002

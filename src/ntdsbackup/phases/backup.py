@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
-from .archive.writer import ArchiveWriter, Sink
-from .errors import DCStateError, NtdsbackupError
-from .fsutil import fsync_dir
-from .lists import BFT_LOG, ListEntry, parse_multistring
-from .provider import open_provider
+from .. import __version__
+from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
+from ..archive.writer import ArchiveWriter, Sink
+from ..errors import DCStateError, NtdsbackupError
+from ..fsutil import fsync_dir
+from ..lists import BFT_LOG, ListEntry, parse_multistring
+from ..provider import open_provider
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_LEVEL = 1

@@ -1,0 +1,1 @@
+"""Phase sequencing: backup and restore in the documented ntdsbcli call order."""
