@@ -7,8 +7,9 @@ around whole blocks of engine work, and maps status codes to exceptions
 through ntdsbackup.errors.  Each part lives in its own include file.
 """
 
-import os
+import os as _os
 
+include "pyx/libs.pxi"
 include "pyx/abi.pxi"
 include "pyx/engine.pxi"
 include "pyx/provider.pxi"

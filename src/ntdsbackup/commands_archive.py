@@ -138,6 +138,12 @@ def cmd_backup(args) -> int:
               f"{format_size(summary.bytes_read)} -> {format_size(summary.bytes_written)} "
               f"(ratio {summary.ratio:.2f}) in {summary.seconds:.1f} s, "
               f"{summary.mb_per_s:.0f} MB/s", file=out)
+        st = summary.stats
+        print(f"where the time went: DsBackupRead {st['read_seconds']:.2f} s, hash+compress "
+              f"{st['compress_seconds']:.2f} s (summed over threads), writing "
+              f"{st['write_seconds']:.2f} s; the reader waited {st['reader_wait_seconds']:.2f} s "
+              f"for a free buffer, the writer {st['writer_wait_seconds']:.2f} s for data",
+              file=out)
         gens = summary.log_generations
         if gens:
             print(f"log generations {gens['low']}..{gens['high']}; logs "

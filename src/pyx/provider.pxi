@@ -50,12 +50,12 @@ cdef class Provider:
 
     def __cinit__(self, path):
         cdef char err[512]
-        cdef bytes bpath = os.fsencode(path)
+        cdef bytes bpath = _os.fsencode(path)
         err[0] = 0
         rc = ntdsb_provider_open(&self.prov, bpath, err, sizeof(err))
         if rc != NTDSB_PROVIDER_OK:
             raise _errors.ProviderLoadError(err.decode("utf-8", "replace"))
-        self.path = os.fsdecode(bpath)
+        self.path = _os.fsdecode(bpath)
 
     def __repr__(self):
         return f"<Provider {self.path!r}>"
