@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 DEMO_ROOT ?= demo-root
 DEMO_SIZE ?= 1GiB
 
-APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd tar valgrind
+APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd tar valgrind \
+	gcc-mingw-w64-x86-64-win32
 SOURCES := pyproject.toml setup.py $(wildcard src/*.pyx src/pyx/*.pxi src/engine/*.c \
 	src/engine/*.h src/emu/*.c src/emu/*.h include/*.h)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -2,7 +2,9 @@
  * ntdsbcli_abi.h - the ntdsbcli.dll ABI as the engine and the emulator see it.
  *
  * On Windows the real SDK headers are the authority: <windows.h> first (the SDK
- * header does not include it), then <ntdsbcli.h> and <ntdsbmsg.h>.
+ * header does not include it), then <ntdsbcli.h> and <ntdsbmsg.h>, as UNICODE.
+ * tests/test_windows_abi.py compiles this against mingw-w64's SDK headers and
+ * checks every constant and signature below against them.
  *
  * Everywhere else this file defines the same types with the same sizes and the
  * same values, byte for byte, so a buffer or a struct that crosses the ABI has
@@ -20,6 +22,15 @@
 #include <stdint.h>
 
 #ifdef _WIN32
+/* The engine uses the W entry points, where BFT is a WCHAR.  In an ANSI build
+ * BFT is a signed CHAR and BFT_LOG_DIR/BFT_CHECKPOINT_DIR (0x82/0x83) come out
+ * negative, so this header is always read as UNICODE. */
+#  ifndef UNICODE
+#    define UNICODE
+#  endif
+#  ifndef _UNICODE
+#    define _UNICODE
+#  endif
 #  include <windows.h>
 #  include <ntdsbcli.h>
 #  include <ntdsbmsg.h>
@@ -117,6 +128,7 @@ typedef struct tagEDB_RSTMAPW {
 #define hrMissingPreviousLogFile    NTDSB_HR_(0xC80001FDu)
 #define hrLogWriteFail              NTDSB_HR_(0xC80001FEu)
 #define hrInvalidLogSequence        NTDSB_HR_(0xC8000203u)
+#define hrLogSequenceEnd            NTDSB_HR_(0xC8000207u)
 #define hrNoBackup                  NTDSB_HR_(0xC8000208u)
 #define hrInvalidBackupSequence     NTDSB_HR_(0xC8000209u)
 #define hrBackupNotAllowedYet       NTDSB_HR_(0xC800020Bu)

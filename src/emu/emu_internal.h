@@ -29,9 +29,6 @@
  * the build uses, so a provider never leaks helper symbols. */
 #pragma GCC visibility push(hidden)
 
-/* ntdsbmsg.h codes that ntdsbcli_abi.h does not name. */
-#define EMU_hrLogSequenceEnd NTDSB_HR_(0xC8000207u)
-
 /* Longest string (in UTF-16 code units) accepted from a caller: the Windows
  * long-path limit.  Longer strings are refused rather than scanned forever. */
 #define EMU_MAX_WCHARS 32767u

@@ -221,7 +221,7 @@ HRESULT emu_logs_roll(const emu_conf *c, uint32_t *ckpt_gen, uint32_t *closed_ge
         goto out;
     }
     if (gen == EMU_MAX_GEN) {
-        hr = EMU_hrLogSequenceEnd; /* no name for generation 0x100000 */
+        hr = hrLogSequenceEnd; /* no name for generation 0x100000 */
         goto out;
     }
 
