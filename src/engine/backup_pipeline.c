@@ -12,65 +12,50 @@
  * parameters.  The writer frees slot k only after chunk k reached the sink, so
  * at most nslots chunks exist at once: memory is bounded by the ring.
  *
- * Synchronisation is one mutex and three condition variables, each with a
- * single kind of waiter (cv_free: the reader, cv_work: workers, cv_done: the
- * writer).  At 1 MiB per chunk that is a few hundred lock round trips per
- * second, so a lock-free ring would buy nothing measurable.  Errors: the first
- * failure is copied into p->err under the mutex, `stop` is set and every
- * condition variable is broadcast; everyone leaves at their next check and the
- * calling thread joins all threads before returning.
+ * Synchronisation (ring_sync.c, shared with the restore pipeline) is one
+ * mutex and three condition variables, each with a single kind of waiter
+ * (cv_free: the reader, cv_work: workers, cv_done: the writer).  At 1 MiB per
+ * chunk that is a few hundred lock round trips per second, so a lock-free ring
+ * would buy nothing measurable.  Errors: the first failure is copied into
+ * p->rs.err under the mutex, `stop` is set and every condition variable is
+ * broadcast; everyone leaves at their next check and the calling thread joins
+ * all threads before returning.
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE
 #endif
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <xxhash.h>
 #include <zstd.h>
 
 #include "engine_internal.h"
 
-/* Internal result of a pipeline step: another thread already failed, leave
- * quietly (its error is the one reported). */
-#define STEP_STOPPED 1
-
-/* The cancel hook is called at least this often while the writer waits. */
-#define CANCEL_INTERVAL 0.100
-
 /* Successful zero-byte reads in a row, before the announced size, that we
  * accept before calling the file short.  A provider that keeps returning
  * nothing without ERROR_HANDLE_EOF would otherwise spin forever. */
 #define MAX_EMPTY_READS 100
-
-#define CACHE_LINE 64
-
-enum slot_state { SLOT_FREE, SLOT_READING, SLOT_FILLED, SLOT_BUSY, SLOT_DONE };
 
 /*
  * One ring slot.  Aligned to a cache line so that workers finishing
  * neighbouring chunks do not bounce each other's lines.
  */
 typedef struct slot {
-    alignas(CACHE_LINE) uint8_t *in; /* chunk_size bytes: the DsBackupRead buffer */
-    uint8_t *out;                    /* 48-byte header, then the zstd frame */
-    uint64_t seq;                    /* chunk index it holds */
+    alignas(NTDSB_CACHE_LINE) uint8_t *in; /* chunk_size bytes: the DsBackupRead buffer */
+    uint8_t *out;                          /* 48-byte header, then the zstd frame */
+    uint64_t seq;                          /* chunk index it holds */
     uint32_t raw_size;
     uint32_t frame_size;
-    int state;                       /* enum slot_state; under p->mu */
+    int state;                             /* enum ntdsb_slot_state; under p->rs.mu */
 } slot;
 
 typedef struct worker {
-    alignas(CACHE_LINE) struct pipeline *p;
+    alignas(NTDSB_CACHE_LINE) struct pipeline *p;
     ZSTD_CCtx *cctx;
-    pthread_t tid;
-    int started;
     double compress_seconds; /* own counter, summed after the join */
 } worker;
 
@@ -87,65 +72,29 @@ typedef struct pipeline {
     slot *slots;
     worker *workers;
     const ntdsb_sink *sink;
-    ntdsb_cancel_fn cancel;
-    void *cancel_ctx;
 
     /* Reader-owned (the reader thread, or the caller in serial mode).  Read
      * by others only after the join. */
-    alignas(CACHE_LINE) uint8_t *stage; /* chunk_size bytes: short-read carry-over */
-    uint32_t stage_off, stage_len;      /* pending bytes of the next chunk in stage */
-    int eof_seen;                       /* provider said ERROR_HANDLE_EOF */
+    alignas(NTDSB_CACHE_LINE) uint8_t *stage; /* chunk_size bytes: short-read carry-over */
+    uint32_t stage_off, stage_len;            /* pending bytes of the next chunk in stage */
+    int eof_seen;                             /* provider said ERROR_HANDLE_EOF */
     XXH3_state_t *file_state;
     uint64_t bytes_read, read_calls;
     double read_seconds, reader_wait;
 
     /* Writer-owned (the calling thread). */
-    alignas(CACHE_LINE) ntdsb_chunk_table *table;
+    alignas(NTDSB_CACHE_LINE) ntdsb_chunk_table *table;
     uint64_t stream_offset;
     uint64_t bytes_written;
     uint64_t chunks_written;
-    double write_seconds, writer_wait, last_cancel;
+    double write_seconds, writer_wait;
+    ntdsb_cancel_poll cancel; /* also called by the caller in serial mode */
 
-    /* Shared, under mu. */
-    alignas(CACHE_LINE) pthread_mutex_t mu;
-    pthread_cond_t cv_free; /* a slot became FREE: reader */
-    pthread_cond_t cv_work; /* a slot became FILLED, or the reader finished: workers */
-    pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
-    uint64_t produced;      /* chunks published by the reader */
-    uint64_t next_work;     /* next chunk a worker takes */
-    uint64_t write_seq;     /* chunk the writer waits for */
-    int reader_done;        /* all chunks published and the end checked */
-    int failed;
-    ntdsb_error err;        /* the first failure */
-    atomic_int stop;        /* also read without the lock by the reader between reads */
+    /* Shared, under rs.mu.  rs.reader_done: all chunks published and the end
+     * checked.  rs.stop is also read without the lock by the reader between
+     * reads (in serial mode too, where the locks are never initialised). */
+    alignas(NTDSB_CACHE_LINE) ntdsb_ring_sync rs;
 } pipeline;
-
-/* ---- errors -------------------------------------------------------------------- */
-
-static void wake_all_locked(pipeline *p)
-{
-    pthread_cond_broadcast(&p->cv_free);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_cond_broadcast(&p->cv_done);
-}
-
-/* Publish *e if it is the first failure, and stop everyone.  Caller holds mu. */
-static void fail_locked(pipeline *p, const ntdsb_error *e)
-{
-    if (!p->failed) {
-        p->failed = 1;
-        p->err = *e;
-    }
-    atomic_store(&p->stop, 1);
-    wake_all_locked(p);
-}
-
-static void fail(pipeline *p, const ntdsb_error *e)
-{
-    pthread_mutex_lock(&p->mu);
-    fail_locked(p, e);
-    pthread_mutex_unlock(&p->mu);
-}
 
 /* ---- the three steps, shared by the threaded and the serial modes ------------- */
 
@@ -234,8 +183,8 @@ static int read_chunk(pipeline *p, slot *s, uint64_t seq, ntdsb_error *e)
         DWORD n;
         HRESULT hr;
 
-        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
-            return STEP_STOPPED;
+        if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed))
+            return NTDSB_STEP_STOPPED;
         hr = timed_read(p, dst, &n);
         if (hr != 0 && hr != ERROR_HANDLE_EOF)
             return provider_error(e, hr, seq, off);
@@ -285,8 +234,8 @@ static int check_end(pipeline *p, ntdsb_error *e)
 
     if (p->eof_seen)
         return NTDSB_OK; /* the provider already said so with the last data */
-    if (atomic_load_explicit(&p->stop, memory_order_relaxed))
-        return STEP_STOPPED;
+    if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed))
+        return NTDSB_STEP_STOPPED;
     hr = timed_read(p, p->stage, &n);
     if (hr != 0 && hr != ERROR_HANDLE_EOF)
         return provider_error(e, hr, p->nchunks, p->file_size);
@@ -303,10 +252,9 @@ static int compress_chunk(pipeline *p, worker *w, slot *s, ntdsb_error *e)
 {
     double t0 = ntdsb_now();
     ntdsb_chunk_header h;
-    XXH128_canonical_t canon;
     size_t r;
 
-    XXH128_canonicalFromHash(&canon, XXH3_128bits(s->in, s->raw_size));
+    ntdsb_hash_canonical(XXH3_128bits(s->in, s->raw_size), &h.hash);
     r = ZSTD_compress2(w->cctx, s->out + NTDSB_CHUNK_HEADER_SIZE,
                        p->out_cap - NTDSB_CHUNK_HEADER_SIZE, s->in, s->raw_size);
     w->compress_seconds += ntdsb_now() - t0;
@@ -323,7 +271,6 @@ static int compress_chunk(pipeline *p, worker *w, slot *s, ntdsb_error *e)
     h.raw_size = s->raw_size;
     h.frame_size = s->frame_size;
     h.chunk_index = s->seq;
-    memcpy(h.hash.bytes, canon.digest, sizeof h.hash.bytes);
     ntdsb_chunk_header_encode(&h, s->out);
     return NTDSB_OK;
 }
@@ -370,15 +317,10 @@ static int write_chunk(pipeline *p, slot *s, ntdsb_error *e)
     return NTDSB_OK;
 }
 
+/* Chunk seq starts at seq * chunk_size: the offset the cancel message names. */
 static int cancelled(pipeline *p, uint64_t seq, ntdsb_error *e)
 {
-    p->last_cancel = ntdsb_now();
-    if (p->cancel == NULL || p->cancel(p->cancel_ctx) == 0)
-        return 0;
-    ntdsb_err_set(e, NTDSB_E_CANCELLED, NULL, seq, seq * p->chunk_size,
-                  "cancelled at chunk %llu (offset %llu)", (unsigned long long)seq,
-                  (unsigned long long)(seq * p->chunk_size));
-    return 1;
+    return ntdsb_cancel_check(&p->cancel, seq, seq * p->chunk_size, e);
 }
 
 /* ---- serial mode: one slot, no threads ------------------------------------------ */
@@ -415,42 +357,34 @@ static void *reader_main(void *arg)
         slot *s = &p->slots[seq % p->nslots];
         double t0 = ntdsb_now();
 
-        pthread_mutex_lock(&p->mu);
-        while (!atomic_load(&p->stop) && s->state != SLOT_FREE)
-            pthread_cond_wait(&p->cv_free, &p->mu);
+        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_ring_wait_free_locked(&p->rs, &s->state);
         p->reader_wait += ntdsb_now() - t0;
-        if (atomic_load(&p->stop)) {
-            pthread_mutex_unlock(&p->mu);
+        if (atomic_load(&p->rs.stop)) {
+            pthread_mutex_unlock(&p->rs.mu);
             return NULL;
         }
-        s->state = SLOT_READING;
-        pthread_mutex_unlock(&p->mu);
+        s->state = NTDSB_SLOT_READING;
+        pthread_mutex_unlock(&p->rs.mu);
 
         rc = read_chunk(p, s, seq, &e); /* the slot is ours: no lock while reading */
         if (rc != NTDSB_OK) {
-            if (rc != STEP_STOPPED)
-                fail(p, &e);
+            if (rc != NTDSB_STEP_STOPPED)
+                ntdsb_ring_fail(&p->rs, &e);
             return NULL;
         }
-
-        pthread_mutex_lock(&p->mu);
-        s->state = SLOT_FILLED;
-        p->produced = seq + 1;
-        pthread_cond_signal(&p->cv_work);
-        pthread_mutex_unlock(&p->mu);
+        ntdsb_ring_publish(&p->rs, &s->state, seq);
     }
 
     rc = check_end(p, &e);
     if (rc != NTDSB_OK) {
-        if (rc != STEP_STOPPED)
-            fail(p, &e);
+        if (rc != NTDSB_STEP_STOPPED)
+            ntdsb_ring_fail(&p->rs, &e);
         return NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    p->reader_done = 1;
-    pthread_cond_broadcast(&p->cv_work); /* idle workers can leave */
-    pthread_cond_signal(&p->cv_done);    /* the writer may be waiting for the end */
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->rs.mu);
+    ntdsb_ring_reader_done_locked(&p->rs);
+    pthread_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
@@ -459,167 +393,77 @@ static void *worker_main(void *arg)
     worker *w = arg;
     pipeline *p = w->p;
     ntdsb_error e;
+    uint64_t seq;
 
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        slot *s;
+    pthread_mutex_lock(&p->rs.mu);
+    while (ntdsb_ring_take_locked(&p->rs, &seq)) {
+        slot *s = &p->slots[seq % p->nslots];
         int rc;
 
-        while (!atomic_load(&p->stop) && p->next_work >= p->produced && !p->reader_done)
-            pthread_cond_wait(&p->cv_work, &p->mu);
-        if (atomic_load(&p->stop) || p->next_work >= p->produced)
-            break; /* failure, or the reader is done and nothing is left */
-        s = &p->slots[p->next_work % p->nslots];
-        p->next_work++;
-        s->state = SLOT_BUSY;
-        pthread_mutex_unlock(&p->mu);
+        s->state = NTDSB_SLOT_BUSY;
+        pthread_mutex_unlock(&p->rs.mu);
 
         rc = compress_chunk(p, w, s, &e);
 
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->rs.mu);
         if (rc != NTDSB_OK) {
-            fail_locked(p, &e);
+            ntdsb_ring_fail_locked(&p->rs, &e);
             break;
         }
-        s->state = SLOT_DONE;
-        /* Wake the writer only for the chunk it waits for: on a machine with
-         * as many workers as cores, every needless wakeup is a context switch
-         * taken from a worker. */
-        if (s->seq == p->write_seq)
-            pthread_cond_signal(&p->cv_done);
+        ntdsb_ring_done_locked(&p->rs, &s->state, s->seq);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
 /* The writer: the calling thread.  Returns when every chunk is written and
  * the reader checked the end (NTDSB_OK), or on any failure (recorded). */
-static void run_writer(pipeline *p)
+static void run_writer(void *arg)
 {
+    pipeline *p = arg;
     ntdsb_error e;
     uint64_t ws = 0;
 
     for (;;) {
         slot *s = &p->slots[ws % p->nslots];
         double t0;
-        int stopped, ready;
+        int ready;
 
         /* Between chunks. */
         if (cancelled(p, ws, &e)) {
-            fail(p, &e);
+            ntdsb_ring_fail(&p->rs, &e);
             return;
         }
 
         t0 = ntdsb_now();
-        pthread_mutex_lock(&p->mu);
-        for (;;) {
-            struct timespec ts;
-            double remain;
-
-            if (atomic_load(&p->stop) || (s->state == SLOT_DONE && s->seq == ws) ||
-                (p->reader_done && ws == p->produced))
-                break;
-            remain = p->last_cancel + CANCEL_INTERVAL - ntdsb_now();
-            if (remain <= 0) {
-                /* Not holding the mutex while the hook runs: it may block on
-                 * the GIL for a while. */
-                int stop_now;
-                pthread_mutex_unlock(&p->mu);
-                stop_now = cancelled(p, ws, &e);
-                pthread_mutex_lock(&p->mu);
-                if (stop_now)
-                    fail_locked(p, &e);
-                continue;
-            }
-            ntdsb_deadline_after(&ts, remain);
-            pthread_cond_timedwait(&p->cv_done, &p->mu, &ts);
-        }
+        pthread_mutex_lock(&p->rs.mu);
+        ready = ntdsb_ring_writer_wait_locked(&p->rs, &s->state, &s->seq, ws, &p->cancel,
+                                              ws * p->chunk_size);
         p->writer_wait += ntdsb_now() - t0;
-        stopped = atomic_load(&p->stop);
-        ready = !stopped && s->state == SLOT_DONE && s->seq == ws;
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->rs.mu);
         if (!ready)
             return; /* a failure, or the reader is done and everything is written */
 
         if (write_chunk(p, s, &e) != NTDSB_OK) {
-            fail(p, &e);
+            ntdsb_ring_fail(&p->rs, &e);
             return;
         }
         ws++;
-        pthread_mutex_lock(&p->mu);
-        s->state = SLOT_FREE;
-        p->write_seq = ws;
-        pthread_cond_signal(&p->cv_free);
-        pthread_mutex_unlock(&p->mu);
+        ntdsb_ring_release(&p->rs, &s->state, ws);
     }
 }
 
-static int sync_init(pipeline *p)
+static void thread_error(ntdsb_error *e, const char *call, const char *what, int rc)
 {
-    int rc = pthread_mutex_init(&p->mu, NULL);
-    if (rc != 0)
-        return rc;
-    /* Monotonic: the writer's 100 ms timed waits must not jump with the wall clock. */
-    if ((rc = ntdsb_cond_init_monotonic(&p->cv_free)) == 0) {
-        if ((rc = ntdsb_cond_init_monotonic(&p->cv_work)) == 0) {
-            if ((rc = ntdsb_cond_init_monotonic(&p->cv_done)) == 0)
-                return 0;
-            pthread_cond_destroy(&p->cv_work);
-        }
-        pthread_cond_destroy(&p->cv_free);
-    }
-    pthread_mutex_destroy(&p->mu);
-    return rc;
+    ntdsb_err_set(e, NTDSB_E_THREAD, call, 0, 0, "could not %s (error %d)", what, rc);
 }
 
-static void sync_destroy(pipeline *p)
+/* Every thread is joined when it returns. */
+static int run_threaded(pipeline *p, ntdsb_error *err)
 {
-    pthread_cond_destroy(&p->cv_done);
-    pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_free);
-    pthread_mutex_destroy(&p->mu);
-}
-
-static void run_threaded(pipeline *p)
-{
-    ntdsb_error e;
-    pthread_t reader;
-    int reader_started = 0;
-    uint32_t i;
-    int rc = 0;
-    ntdsb_sigmask saved;
-
-    /* SIGINT and friends must reach the calling thread, never an engine thread. */
-    ntdsb_block_async_signals(&saved);
-    for (i = 0; i < p->nworkers && rc == 0; i++) {
-        rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
-        p->workers[i].started = rc == 0;
-    }
-    if (rc == 0) {
-        rc = pthread_create(&reader, NULL, reader_main, p);
-        reader_started = rc == 0;
-    }
-    ntdsb_restore_signal_mask(&saved);
-    if (rc != 0) {
-        ntdsb_err_set(&e, NTDSB_E_THREAD, "pthread_create", 0, 0,
-                      "could not start an engine thread (error %d)", rc);
-        e.sys_errno = rc;
-        fail(p, &e);
-    } else {
-        run_writer(p);
-    }
-
-    /* Every path ends here.  On success the reader has finished and the
-     * workers leave once nothing is left; on failure `stop` is set.  Either
-     * way wake everyone once more, then join them all. */
-    pthread_mutex_lock(&p->mu);
-    wake_all_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    if (reader_started)
-        pthread_join(reader, NULL);
-    for (i = 0; i < p->nworkers; i++)
-        if (p->workers[i].started)
-            pthread_join(p->workers[i].tid, NULL);
+    const ntdsb_ring_roles roles = {worker_main, p->workers, sizeof *p->workers, p->nworkers,
+                                    reader_main, run_writer, p, thread_error};
+    return ntdsb_ring_run(&p->rs, &roles, err);
 }
 
 /* ---- setup and teardown ---------------------------------------------------------- */
@@ -644,12 +488,6 @@ static void teardown(pipeline *p)
         XXH3_freeState(p->file_state);
 }
 
-static int nomem(ntdsb_error *e, const char *call, const char *what)
-{
-    ntdsb_err_set(e, NTDSB_E_NOMEM, call, 0, 0, "out of memory allocating %s", what);
-    return NTDSB_E_NOMEM;
-}
-
 static int setup(pipeline *p, const ntdsb_backup_config *cfg, ntdsb_error *e)
 {
     uint32_t i;
@@ -666,33 +504,31 @@ static int setup(pipeline *p, const ntdsb_backup_config *cfg, ntdsb_error *e)
     /* Sized for the largest chunk this file has; the rest are not larger. */
     p->out_cap = NTDSB_CHUNK_HEADER_SIZE + ZSTD_compressBound(largest > 0 ? largest : 1);
 
-    p->slots = ntdsb_alloc_aligned(sizeof *p->slots * p->nslots);
+    p->slots = ntdsb_alloc_zeroed(p->nslots, sizeof *p->slots);
     if (p->slots == NULL)
-        return nomem(e, "malloc", "the ring");
-    memset(p->slots, 0, sizeof *p->slots * p->nslots);
+        return ntdsb_err_nomem(e, "malloc", "the ring");
     for (i = 0; i < p->nslots; i++) {
         /* `in` is always a full chunk_size: DsBackupRead is always given
          * cbBuffer = chunk_size, even for the last, shorter chunk. */
         p->slots[i].in = ntdsb_alloc_aligned(p->chunk_size);
         p->slots[i].out = ntdsb_alloc_aligned(p->out_cap);
         if (p->slots[i].in == NULL || p->slots[i].out == NULL)
-            return nomem(e, "malloc", "the ring");
+            return ntdsb_err_nomem(e, "malloc", "the ring");
     }
     p->stage = ntdsb_alloc_aligned(p->chunk_size);
     if (p->stage == NULL)
-        return nomem(e, "malloc", "the staging buffer");
+        return ntdsb_err_nomem(e, "malloc", "the staging buffer");
 
-    p->workers = ntdsb_alloc_aligned(sizeof *p->workers * p->nworkers);
+    p->workers = ntdsb_alloc_zeroed(p->nworkers, sizeof *p->workers);
     if (p->workers == NULL)
-        return nomem(e, "malloc", "the workers");
-    memset(p->workers, 0, sizeof *p->workers * p->nworkers);
+        return ntdsb_err_nomem(e, "malloc", "the workers");
     for (i = 0; i < p->nworkers; i++) {
         worker *w = &p->workers[i];
         size_t r;
         w->p = p;
         w->cctx = ZSTD_createCCtx();
         if (w->cctx == NULL)
-            return nomem(e, "ZSTD_createCCtx", "a zstd context");
+            return ntdsb_err_nomem(e, "ZSTD_createCCtx", "a zstd context");
         /* Same parameters in every worker, and no zstd-internal threads:
          * the frames must not depend on which worker made them. */
         r = ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, cfg->level);
@@ -710,9 +546,9 @@ static int setup(pipeline *p, const ntdsb_backup_config *cfg, ntdsb_error *e)
 
     p->file_state = XXH3_createState();
     if (p->file_state == NULL)
-        return nomem(e, "XXH3_createState", "the file hash state");
+        return ntdsb_err_nomem(e, "XXH3_createState", "the file hash state");
     if (XXH3_128bits_reset(p->file_state) != XXH_OK)
-        return nomem(e, "XXH3_128bits_reset", "the file hash state");
+        return ntdsb_err_nomem(e, "XXH3_128bits_reset", "the file hash state");
     return NTDSB_OK;
 }
 
@@ -729,13 +565,7 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
     int rc;
     uint32_t i;
 
-    if (err == NULL)
-        err = &local_err;
-    ntdsb_err_clear(err);
-    if (stats != NULL)
-        memset(stats, 0, sizeof *stats);
-    if (file_hash != NULL)
-        memset(file_hash, 0, sizeof *file_hash);
+    err = ntdsb_outputs_reset(err, &local_err, stats, sizeof *stats, file_hash);
     if (table != NULL) {
         table->entries = NULL;
         table->count = 0;
@@ -753,21 +583,20 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
 
     /* The pipeline holds cache-line-aligned members: allocate it aligned
      * rather than trusting the caller's stack alignment. */
-    p = ntdsb_alloc_aligned(sizeof *p);
+    p = ntdsb_alloc_zeroed(1, sizeof *p);
     if (p == NULL)
-        return nomem(err, "malloc", "the pipeline");
-    memset(p, 0, sizeof *p);
+        return ntdsb_err_nomem(err, "malloc", "the pipeline");
     p->prov = prov;
     p->hbc = hbc;
     p->file_size = file_size;
     p->chunk_size = rc_cfg.chunk_size;
     p->nchunks = file_size / rc_cfg.chunk_size + (file_size % rc_cfg.chunk_size != 0);
     p->sink = sink;
-    p->cancel = cancel;
-    p->cancel_ctx = cancel_ctx;
+    p->cancel.fn = cancel;
+    p->cancel.ctx = cancel_ctx;
     p->table = table;
-    atomic_init(&p->stop, 0);
-    ntdsb_err_clear(&p->err);
+    atomic_init(&p->rs.stop, 0);
+    ntdsb_err_clear(&p->rs.err);
 
     rc = setup(p, &rc_cfg, err);
     if (rc == NTDSB_OK && table != NULL)
@@ -778,30 +607,14 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
     if (rc == NTDSB_OK) {
         /* A file of at most one chunk has nothing to overlap: serial mode
          * gives the same bytes without starting threads. */
-        if (rc_cfg.serial || p->nchunks <= 1) {
+        if (rc_cfg.serial || p->nchunks <= 1)
             rc = run_serial(p, err);
-        } else if ((rc = sync_init(p)) != 0) {
-            ntdsb_err_set(err, NTDSB_E_THREAD, "pthread_mutex_init", 0, 0,
-                          "could not initialise the pipeline's locks (error %d)", rc);
-            err->sys_errno = rc;
-            rc = NTDSB_E_THREAD;
-        } else {
-            run_threaded(p); /* every thread is joined when it returns */
-            sync_destroy(p);
-            if (p->failed) {
-                *err = p->err;
-                rc = p->err.status;
-            } else {
-                rc = NTDSB_OK;
-            }
-        }
+        else
+            rc = run_threaded(p, err);
     }
 
-    if (rc == NTDSB_OK && file_hash != NULL) {
-        XXH128_canonical_t canon;
-        XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(p->file_state));
-        memcpy(file_hash->bytes, canon.digest, sizeof file_hash->bytes);
-    }
+    if (rc == NTDSB_OK && file_hash != NULL)
+        ntdsb_hash_canonical(XXH3_128bits_digest(p->file_state), file_hash);
     if (stats != NULL) {
         stats->bytes_read = p->bytes_read;
         stats->bytes_written = p->bytes_written;

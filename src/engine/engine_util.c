@@ -21,6 +21,7 @@
 #  include <unistd.h>
 #endif
 
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "engine_internal.h"
@@ -130,6 +131,26 @@ int ntdsb_config_resolve(const ntdsb_backup_config *in, ntdsb_backup_config *out
     return NTDSB_OK;
 }
 
+ntdsb_error *ntdsb_outputs_reset(ntdsb_error *err, ntdsb_error *local, void *stats,
+                                 size_t stats_size, ntdsb_hash128 *file_hash)
+{
+    if (err == NULL)
+        err = local;
+    ntdsb_err_clear(err);
+    if (stats != NULL)
+        memset(stats, 0, stats_size);
+    if (file_hash != NULL)
+        memset(file_hash, 0, sizeof *file_hash);
+    return err;
+}
+
+void ntdsb_hash_canonical(XXH128_hash_t h, ntdsb_hash128 *out)
+{
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, h);
+    memcpy(out->bytes, canon.digest, sizeof out->bytes);
+}
+
 void ntdsb_chunk_table_free(ntdsb_chunk_table *t)
 {
     if (t == NULL)
@@ -215,6 +236,20 @@ void *ntdsb_alloc_aligned(size_t n)
     if (posix_memalign(&ptr, 4096, n != 0 ? n : 1) != 0)
         return NULL;
     return ptr;
+}
+
+void *ntdsb_alloc_zeroed(size_t count, size_t size)
+{
+    void *ptr = ntdsb_alloc_aligned(count * size);
+    if (ptr != NULL)
+        memset(ptr, 0, count * size);
+    return ptr;
+}
+
+int ntdsb_err_nomem(ntdsb_error *e, const char *call, const char *what)
+{
+    ntdsb_err_set(e, NTDSB_E_NOMEM, call, 0, 0, "out of memory allocating %s", what);
+    return NTDSB_E_NOMEM;
 }
 
 int ntdsb_cond_init_monotonic(pthread_cond_t *cv)

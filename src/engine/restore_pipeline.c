@@ -30,10 +30,10 @@
  * of earlier chunks.  Failures of the writer itself (write, cancel) stop
  * everyone at once.  Every path joins every thread before returning.
  *
- * Synchronisation mirrors backup_pipeline.c: one mutex, three condition
- * variables with one kind of waiter each (cv_free: reader, cv_work: workers,
- * cv_done: writer).  At 1 MiB chunks that is a few thousand lock round trips
- * per second at most.
+ * Synchronisation is backup_pipeline.c's (ring_sync.c): one mutex, three
+ * condition variables with one kind of waiter each (cv_free: reader, cv_work:
+ * workers, cv_done: writer).  At 1 MiB chunks that is a few thousand lock
+ * round trips per second at most.
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE
@@ -57,36 +57,26 @@
 #include "engine_internal.h"
 #include "ntdsb_restore.h"
 
-/* Another thread already failed (or the writer stopped us): leave quietly. */
-#define STEP_STOPPED 1
-
-/* The cancel hook is called at least this often while the writer waits, and a
- * reader blocked on a pipe notices `stop` at least this often. */
-#define CANCEL_INTERVAL 0.100
+/* A reader blocked on a pipe notices `stop` at least this often (as often as
+ * the writer calls the cancel hook, NTDSB_CANCEL_INTERVAL). */
 #define POLL_MS 100
 
-#define CACHE_LINE 64
-
-enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE };
-
 typedef struct slot {
-    alignas(CACHE_LINE) uint8_t *frame; /* frame_cap bytes: the zstd frame */
-    uint8_t *raw;                       /* raw_cap bytes: the decompressed chunk */
-    uint64_t seq;                       /* chunk index it holds */
-    uint64_t offset;                    /* raw offset of the chunk in the file */
+    alignas(NTDSB_CACHE_LINE) uint8_t *frame; /* frame_cap bytes: the zstd frame */
+    uint8_t *raw;                             /* raw_cap bytes: the decompressed chunk */
+    uint64_t seq;                             /* chunk index it holds */
+    uint64_t offset;                          /* raw offset of the chunk in the file */
     uint32_t raw_size;
     uint32_t frame_size;
-    ntdsb_hash128 hash;                 /* from the chunk header */
-    int rc;                             /* worker's result (NTDSB_OK or the error in err) */
-    int state;                          /* enum slot_state; under p->mu */
-    ntdsb_error err;                    /* the worker's failure, reported in order */
+    ntdsb_hash128 hash;                       /* from the chunk header */
+    int rc;                                   /* worker's result (NTDSB_OK or the error in err) */
+    int state;                                /* enum ntdsb_slot_state; under p->rs.mu */
+    ntdsb_error err;                          /* the worker's failure, reported in order */
 } slot;
 
 typedef struct worker {
-    alignas(CACHE_LINE) struct rpipe *p;
+    alignas(NTDSB_CACHE_LINE) struct rpipe *p;
     ZSTD_DCtx *dctx;
-    pthread_t tid;
-    int started;
     double seconds;       /* own counters, summed after the join */
     double write_seconds; /* pwrite() of its chunks (regular-file outputs) */
 } worker;
@@ -104,63 +94,29 @@ typedef struct rpipe {
     ntdsb_sink out; /* {out_fd, NULL, NULL}: ntdsb_sink_put's write loop */
     int out_positional; /* out_fd is a regular file: workers pwrite() their own chunks */
     ntdsb_restore_stats *live; /* caller's stats: bytes_out kept current for the hook */
-    ntdsb_cancel_fn cancel;
-    void *cancel_ctx;
 
     /* Reader-owned; read by others only after the join (or, raw_cap /
      * frame_cap, through a slot published under the mutex). */
-    alignas(CACHE_LINE) uint32_t first_raw; /* raw_size of chunk 0: the chunk size */
+    alignas(NTDSB_CACHE_LINE) uint32_t first_raw; /* raw_size of chunk 0: the chunk size */
     size_t raw_cap, frame_cap;
     uint64_t bytes_in;
     double read_seconds;
 
     /* Writer-owned (the calling thread). */
-    alignas(CACHE_LINE) XXH3_state_t *file_state;
+    alignas(NTDSB_CACHE_LINE) XXH3_state_t *file_state;
     uint64_t bytes_out, chunks;
-    double write_seconds, last_cancel;
+    double write_seconds;
+    ntdsb_cancel_poll cancel;
 
-    /* Shared, under mu. */
-    alignas(CACHE_LINE) pthread_mutex_t mu;
-    pthread_cond_t cv_free; /* a slot became FREE: reader */
-    pthread_cond_t cv_work; /* a slot became FILLED, or the reader finished: workers */
-    pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
-    uint64_t produced;      /* chunks published by the reader */
-    uint64_t next_work;     /* next chunk a worker takes */
-    uint64_t write_seq;     /* chunk the writer waits for */
-    int reader_done;        /* the reader published its last chunk (or failed) */
-    int reader_rc;          /* NTDSB_OK, or the failure at chunk `produced` */
+    /* Shared, under rs.mu.  rs.err is the reported failure (the first in
+     * file order, see above); rs.stop is also read without the lock between
+     * reads. */
+    alignas(NTDSB_CACHE_LINE) ntdsb_ring_sync rs;
+    int reader_rc;          /* NTDSB_OK, or the failure at chunk `rs.produced` */
     ntdsb_error reader_err;
-    int failed;
-    ntdsb_error err;        /* the reported failure */
-    atomic_int stop;        /* also read without the lock between reads */
 } rpipe;
 
 /* ---- errors -------------------------------------------------------------------- */
-
-static void wake_all_locked(rpipe *p)
-{
-    pthread_cond_broadcast(&p->cv_free);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_cond_broadcast(&p->cv_done);
-}
-
-/* Publish *e if it is the first reported failure, and stop everyone.  Caller holds mu. */
-static void fail_locked(rpipe *p, const ntdsb_error *e)
-{
-    if (!p->failed) {
-        p->failed = 1;
-        p->err = *e;
-    }
-    atomic_store(&p->stop, 1);
-    wake_all_locked(p);
-}
-
-static void fail(rpipe *p, const ntdsb_error *e)
-{
-    pthread_mutex_lock(&p->mu);
-    fail_locked(p, e);
-    pthread_mutex_unlock(&p->mu);
-}
 
 /* A corrupt-input error.  The message starts "chunk K (offset O): " so that a
  * report names the place without the caller formatting chunk_index/offset. */
@@ -186,8 +142,8 @@ static int wait_readable(rpipe *p)
     for (;;) {
         struct pollfd pfd;
         int n;
-        if (atomic_load_explicit(&p->stop, memory_order_relaxed))
-            return STEP_STOPPED;
+        if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed))
+            return NTDSB_STEP_STOPPED;
         pfd.fd = p->in_fd;
         pfd.events = POLLIN;
         pfd.revents = 0;
@@ -202,7 +158,7 @@ static int wait_readable(rpipe *p)
 /*
  * Read exactly `want` bytes unless the input ends first.  *got = bytes read.
  * NTDSB_OK (check *got for an early end), NTDSB_E_READ (e filled) or
- * STEP_STOPPED.
+ * NTDSB_STEP_STOPPED.
  */
 static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t seq,
                      uint64_t off, ntdsb_error *e)
@@ -216,8 +172,8 @@ static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t 
         if (p->in_pollable) {
             if ((rc = wait_readable(p)) != NTDSB_OK)
                 break;
-        } else if (atomic_load_explicit(&p->stop, memory_order_relaxed)) {
-            rc = STEP_STOPPED;
+        } else if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed)) {
+            rc = NTDSB_STEP_STOPPED;
             break;
         }
         n = read(p->in_fd, buf + have, want - have);
@@ -353,18 +309,16 @@ static int read_chunk(rpipe *p, slot *s, uint64_t seq, uint64_t off, ntdsb_error
 }
 
 /* The reader leaves its failure for the writer, who reports it after every
- * earlier chunk (whose own errors come first).  STEP_STOPPED: nothing to say. */
+ * earlier chunk (whose own errors come first).  NTDSB_STEP_STOPPED: nothing to say. */
 static void reader_finish(rpipe *p, int rc, const ntdsb_error *e)
 {
-    pthread_mutex_lock(&p->mu);
-    if (rc != NTDSB_OK && rc != STEP_STOPPED) {
+    pthread_mutex_lock(&p->rs.mu);
+    if (rc != NTDSB_OK && rc != NTDSB_STEP_STOPPED) {
         p->reader_rc = rc;
         p->reader_err = *e;
     }
-    p->reader_done = 1;
-    pthread_cond_broadcast(&p->cv_work); /* idle workers can leave */
-    pthread_cond_signal(&p->cv_done);    /* the writer may be waiting for the end */
-    pthread_mutex_unlock(&p->mu);
+    ntdsb_ring_reader_done_locked(&p->rs);
+    pthread_mutex_unlock(&p->rs.mu);
 }
 
 static void *reader_main(void *arg)
@@ -378,24 +332,18 @@ static void *reader_main(void *arg)
     while (off < p->file_size) {
         slot *s = &p->slots[seq % p->nslots];
 
-        pthread_mutex_lock(&p->mu);
-        while (!atomic_load(&p->stop) && s->state != SLOT_FREE)
-            pthread_cond_wait(&p->cv_free, &p->mu);
-        pthread_mutex_unlock(&p->mu);
-        if (atomic_load(&p->stop)) {
-            rc = STEP_STOPPED;
+        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_ring_wait_free_locked(&p->rs, &s->state);
+        pthread_mutex_unlock(&p->rs.mu);
+        if (atomic_load(&p->rs.stop)) {
+            rc = NTDSB_STEP_STOPPED;
             break;
         }
 
         rc = read_chunk(p, s, seq, off, &e); /* the slot is ours: no lock while reading */
         if (rc != NTDSB_OK)
             break;
-
-        pthread_mutex_lock(&p->mu);
-        s->state = SLOT_FILLED;
-        p->produced = seq + 1;
-        pthread_cond_signal(&p->cv_work);
-        pthread_mutex_unlock(&p->mu);
+        ntdsb_ring_publish(&p->rs, &s->state, seq);
         off += s->raw_size;
         seq++;
     }
@@ -445,7 +393,7 @@ static int decode_chunk(worker *w, slot *s)
     const uint64_t seq = s->seq, off = s->offset;
     ntdsb_error *e = &s->err;
     unsigned long long fcs;
-    XXH128_canonical_t canon;
+    ntdsb_hash128 got;
     char detail[160];
     size_t n;
 
@@ -493,8 +441,8 @@ static int decode_chunk(worker *w, slot *s)
         return corrupt(e, seq, off, "ZSTD_decompressDCtx", "", detail);
     }
     /* Hashed here, right after decompression, while the chunk is in cache. */
-    XXH128_canonicalFromHash(&canon, XXH3_128bits(s->raw, s->raw_size));
-    if (memcmp(canon.digest, s->hash.bytes, sizeof s->hash.bytes) != 0)
+    ntdsb_hash_canonical(XXH3_128bits(s->raw, s->raw_size), &got);
+    if (memcmp(got.bytes, s->hash.bytes, sizeof s->hash.bytes) != 0)
         return corrupt(e, seq, off, "XXH3_128bits", "XXH3-128 mismatch", NULL);
     if (w->p->out_positional) {
         double t0 = ntdsb_now();
@@ -509,49 +457,29 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     rpipe *p = w->p;
+    uint64_t seq;
 
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        slot *s;
+    pthread_mutex_lock(&p->rs.mu);
+    while (ntdsb_ring_take_locked(&p->rs, &seq)) {
+        slot *s = &p->slots[seq % p->nslots];
         double t0;
 
-        while (!atomic_load(&p->stop) && p->next_work >= p->produced && !p->reader_done)
-            pthread_cond_wait(&p->cv_work, &p->mu);
-        if (atomic_load(&p->stop) || p->next_work >= p->produced)
-            break; /* stopped, or the reader is done and nothing is left */
-        s = &p->slots[p->next_work % p->nslots];
-        p->next_work++;
-        s->state = SLOT_BUSY;
-        pthread_mutex_unlock(&p->mu);
+        s->state = NTDSB_SLOT_BUSY;
+        pthread_mutex_unlock(&p->rs.mu);
 
         t0 = ntdsb_now();
         s->rc = decode_chunk(w, s);
         w->seconds += ntdsb_now() - t0;
 
-        pthread_mutex_lock(&p->mu);
-        /* Even a failed chunk becomes DONE: the writer reports it in order.
-         * Wake the writer only for the chunk it waits for: with as many
-         * workers as cores every needless wakeup is a context switch taken
-         * from a worker. */
-        s->state = SLOT_DONE;
-        if (s->seq == p->write_seq)
-            pthread_cond_signal(&p->cv_done);
+        pthread_mutex_lock(&p->rs.mu);
+        /* Even a failed chunk becomes DONE: the writer reports it in order. */
+        ntdsb_ring_done_locked(&p->rs, &s->state, s->seq);
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
 /* ---- the writer (calling thread) ----------------------------------------------------- */
-
-static int cancelled(rpipe *p, uint64_t seq, uint64_t off, ntdsb_error *e)
-{
-    p->last_cancel = ntdsb_now();
-    if (p->cancel == NULL || p->cancel(p->cancel_ctx) == 0)
-        return 0;
-    ntdsb_err_set(e, NTDSB_E_CANCELLED, NULL, seq, off, "cancelled at chunk %llu (offset %llu)",
-                  (unsigned long long)seq, (unsigned long long)off);
-    return 1;
-}
 
 /* Hash the chunk into the whole-file state and write it out. */
 static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
@@ -579,145 +507,60 @@ static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
 }
 
 /* Returns when every chunk is written (NTDSB_OK) or on the first failure in
- * file order (recorded with fail()). */
-static void run_writer(rpipe *p)
+ * file order (recorded with ntdsb_ring_fail). */
+static void run_writer(void *arg)
 {
+    rpipe *p = arg;
     ntdsb_error e;
     uint64_t ws = 0;
 
     for (;;) {
         slot *s = &p->slots[ws % p->nslots];
-        int stopped, ready, at_end;
+        int ready, at_end;
 
         /* Between chunks.  Chunk ws starts at bytes_out: every earlier one is written. */
-        if (cancelled(p, ws, p->bytes_out, &e)) {
-            fail(p, &e);
+        if (ntdsb_cancel_check(&p->cancel, ws, p->bytes_out, &e)) {
+            ntdsb_ring_fail(&p->rs, &e);
             return;
         }
 
-        pthread_mutex_lock(&p->mu);
-        for (;;) {
-            struct timespec ts;
-            double remain;
-
-            if (atomic_load(&p->stop) || (s->state == SLOT_DONE && s->seq == ws) ||
-                (p->reader_done && ws == p->produced))
-                break;
-            remain = p->last_cancel + CANCEL_INTERVAL - ntdsb_now();
-            if (remain <= 0) {
-                /* Not holding the mutex while the hook runs: it may block on
-                 * the GIL for a while. */
-                int stop_now;
-                pthread_mutex_unlock(&p->mu);
-                stop_now = cancelled(p, ws, p->bytes_out, &e);
-                pthread_mutex_lock(&p->mu);
-                if (stop_now)
-                    fail_locked(p, &e);
-                continue;
-            }
-            ntdsb_deadline_after(&ts, remain);
-            pthread_cond_timedwait(&p->cv_done, &p->mu, &ts);
-        }
-        stopped = atomic_load(&p->stop);
-        ready = !stopped && s->state == SLOT_DONE && s->seq == ws;
-        at_end = !stopped && !ready && p->reader_done && ws == p->produced;
-        if (at_end && p->reader_rc != NTDSB_OK)
-            fail_locked(p, &p->reader_err); /* the stream ended badly at chunk ws */
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_lock(&p->rs.mu);
+        ready = ntdsb_ring_writer_wait_locked(&p->rs, &s->state, &s->seq, ws, &p->cancel,
+                                              p->bytes_out);
+        at_end = !ready && !atomic_load(&p->rs.stop) && p->rs.reader_done &&
+                 ws == p->rs.produced;
+        if (at_end && p->reader_rc != NTDSB_OK) /* the stream ended badly at chunk ws */
+            ntdsb_ring_fail_locked(&p->rs, &p->reader_err);
+        pthread_mutex_unlock(&p->rs.mu);
         if (!ready)
             return; /* stopped, or the end (good or bad) */
 
         if (s->rc != NTDSB_OK) {
-            fail(p, &s->err);
+            ntdsb_ring_fail(&p->rs, &s->err);
             return;
         }
         if (write_chunk(p, s, &e) != NTDSB_OK) {
-            fail(p, &e);
+            ntdsb_ring_fail(&p->rs, &e);
             return;
         }
         ws++;
-        pthread_mutex_lock(&p->mu);
-        s->state = SLOT_FREE;
-        p->write_seq = ws;
-        pthread_cond_signal(&p->cv_free);
-        pthread_mutex_unlock(&p->mu);
+        ntdsb_ring_release(&p->rs, &s->state, ws);
     }
 }
 
 /* ---- setup, threads, teardown ----------------------------------------------------- */
 
-static int sync_init(rpipe *p)
+static void thread_error(ntdsb_error *e, const char *call, const char *what, int rc)
 {
-    int rc = pthread_mutex_init(&p->mu, NULL);
-    if (rc != 0)
-        return rc;
-    if ((rc = ntdsb_cond_init_monotonic(&p->cv_free)) == 0) {
-        if ((rc = ntdsb_cond_init_monotonic(&p->cv_work)) == 0) {
-            if ((rc = ntdsb_cond_init_monotonic(&p->cv_done)) == 0)
-                return 0;
-            pthread_cond_destroy(&p->cv_work);
-        }
-        pthread_cond_destroy(&p->cv_free);
-    }
-    pthread_mutex_destroy(&p->mu);
-    return rc;
+    ntdsb_err_set(e, NTDSB_E_THREAD, call, 0, 0, "could not %s: %s", what, strerror(rc));
 }
 
-static void sync_destroy(rpipe *p)
+/* Every thread is joined when it returns. */
+static int run_threaded(rpipe *p, ntdsb_error *err)
 {
-    pthread_cond_destroy(&p->cv_done);
-    pthread_cond_destroy(&p->cv_work);
-    pthread_cond_destroy(&p->cv_free);
-    pthread_mutex_destroy(&p->mu);
-}
-
-static void run_threaded(rpipe *p)
-{
-    ntdsb_error e;
-    ntdsb_sigmask saved;
-    pthread_t reader;
-    int reader_started = 0;
-    uint32_t i;
-    int rc = 0;
-
-    /* SIGINT and friends must reach the calling thread, never an engine thread. */
-    ntdsb_block_async_signals(&saved);
-    for (i = 0; i < p->nworkers && rc == 0; i++) {
-        rc = pthread_create(&p->workers[i].tid, NULL, worker_main, &p->workers[i]);
-        p->workers[i].started = rc == 0;
-    }
-    if (rc == 0) {
-        rc = pthread_create(&reader, NULL, reader_main, p);
-        reader_started = rc == 0;
-    }
-    ntdsb_restore_signal_mask(&saved);
-    if (rc != 0) {
-        ntdsb_err_set(&e, NTDSB_E_THREAD, "pthread_create", 0, 0,
-                      "could not start an engine thread: %s", strerror(rc));
-        e.sys_errno = rc;
-        fail(p, &e);
-    } else {
-        run_writer(p);
-    }
-
-    /* Every path ends here: on success the reader is done and the workers
-     * leave once nothing is left; otherwise `stop` is set.  Set it anyway (a
-     * success has nothing left to do) so that nobody waits, then join all. */
-    pthread_mutex_lock(&p->mu);
-    atomic_store(&p->stop, 1);
-    wake_all_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    if (reader_started)
-        pthread_join(reader, NULL);
-    for (i = 0; i < p->nworkers; i++)
-        if (p->workers[i].started)
-            pthread_join(p->workers[i].tid, NULL);
-}
-
-static int nomem(ntdsb_error *e, const char *call, const char *what)
-{
-    ntdsb_err_set(e, NTDSB_E_NOMEM, call, 0, 0, "out of memory allocating %s", what);
-    return NTDSB_E_NOMEM;
+    const ntdsb_ring_roles roles = {worker_main, p->workers, sizeof *p->workers, p->nworkers,
+                                    reader_main, run_writer, p, thread_error};
+    return ntdsb_ring_run(&p->rs, &roles, err);
 }
 
 static int setup(rpipe *p, uint32_t threads, uint32_t depth, ntdsb_error *e)
@@ -728,20 +571,18 @@ static int setup(rpipe *p, uint32_t threads, uint32_t depth, ntdsb_error *e)
     /* More workers than slots could never all be busy. */
     p->nworkers = threads < depth ? threads : depth;
     /* Only the slot array now: its buffers come with the first chunk header. */
-    p->slots = ntdsb_alloc_aligned(sizeof *p->slots * p->nslots);
+    p->slots = ntdsb_alloc_zeroed(p->nslots, sizeof *p->slots);
     if (p->slots == NULL)
-        return nomem(e, "malloc", "the ring");
-    memset(p->slots, 0, sizeof *p->slots * p->nslots);
+        return ntdsb_err_nomem(e, "malloc", "the ring");
 
-    p->workers = ntdsb_alloc_aligned(sizeof *p->workers * p->nworkers);
+    p->workers = ntdsb_alloc_zeroed(p->nworkers, sizeof *p->workers);
     if (p->workers == NULL)
-        return nomem(e, "malloc", "the workers");
-    memset(p->workers, 0, sizeof *p->workers * p->nworkers);
+        return ntdsb_err_nomem(e, "malloc", "the workers");
     for (i = 0; i < p->nworkers; i++) {
         p->workers[i].p = p;
         p->workers[i].dctx = ZSTD_createDCtx();
         if (p->workers[i].dctx == NULL)
-            return nomem(e, "ZSTD_createDCtx", "a zstd context");
+            return ntdsb_err_nomem(e, "ZSTD_createDCtx", "a zstd context");
     }
     return NTDSB_OK;
 }
@@ -779,13 +620,7 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
     int rc;
     uint32_t i;
 
-    if (err == NULL)
-        err = &local_err;
-    ntdsb_err_clear(err);
-    if (stats != NULL)
-        memset(stats, 0, sizeof *stats);
-    if (file_hash != NULL)
-        memset(file_hash, 0, sizeof *file_hash);
+    err = ntdsb_outputs_reset(err, &local_err, stats, sizeof *stats, file_hash);
 
     if (cfg == NULL) {
         ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "config is NULL");
@@ -820,10 +655,9 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
     }
 
     /* The pipeline holds cache-line-aligned members: allocate it aligned. */
-    p = ntdsb_alloc_aligned(sizeof *p);
+    p = ntdsb_alloc_zeroed(1, sizeof *p);
     if (p == NULL)
-        return nomem(err, "malloc", "the pipeline");
-    memset(p, 0, sizeof *p);
+        return ntdsb_err_nomem(err, "malloc", "the pipeline");
     p->in_fd = in_fd;
     p->file_size = file_size;
     p->max_raw = max_raw;
@@ -831,9 +665,9 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
     p->live = stats;
     if (out_fd >= 0 && fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode))
         p->out_positional = 1;
-    p->cancel = cancel;
-    p->cancel_ctx = cancel_ctx;
-    atomic_init(&p->stop, 0);
+    p->cancel.fn = cancel;
+    p->cancel.ctx = cancel_ctx;
+    atomic_init(&p->rs.stop, 0);
 
     if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode)) {
         /* We read it once, front to back: ask for aggressive read-ahead.  It
@@ -846,32 +680,14 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
 
     p->file_state = XXH3_createState();
     if (p->file_state == NULL || XXH3_128bits_reset(p->file_state) != XXH_OK)
-        rc = nomem(err, "XXH3_createState", "the file hash state");
+        rc = ntdsb_err_nomem(err, "XXH3_createState", "the file hash state");
     else if (file_size == 0)
         rc = NTDSB_OK; /* no chunks: read nothing, start nothing */
-    else if ((rc = setup(p, threads, depth, err)) == NTDSB_OK) {
-        if ((rc = sync_init(p)) != 0) {
-            ntdsb_err_set(err, NTDSB_E_THREAD, "pthread_mutex_init", 0, 0,
-                          "could not initialise the pipeline's locks: %s", strerror(rc));
-            err->sys_errno = rc;
-            rc = NTDSB_E_THREAD;
-        } else {
-            run_threaded(p); /* every thread is joined when it returns */
-            sync_destroy(p);
-            if (p->failed) {
-                *err = p->err;
-                rc = p->err.status;
-            } else {
-                rc = NTDSB_OK;
-            }
-        }
-    }
+    else if ((rc = setup(p, threads, depth, err)) == NTDSB_OK)
+        rc = run_threaded(p, err);
 
-    if (rc == NTDSB_OK && file_hash != NULL) {
-        XXH128_canonical_t canon;
-        XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(p->file_state));
-        memcpy(file_hash->bytes, canon.digest, sizeof file_hash->bytes);
-    }
+    if (rc == NTDSB_OK && file_hash != NULL)
+        ntdsb_hash_canonical(XXH3_128bits_digest(p->file_state), file_hash);
     if (stats != NULL) {
         stats->bytes_in = p->bytes_in;
         stats->bytes_out = p->bytes_out;

@@ -14,7 +14,6 @@
  *                                   throughput vs `zstd -1 -T1/-T2` on the same data
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,79 +30,13 @@
 #include <zstd.h>
 
 #include "ntdsb_engine.h"
+#include "native_test.h"
 
-/* ---- tiny harness ---------------------------------------------------------------- */
+/* ---- tiny harness (the rest is in native_test.h) ---------------------------------- */
 
-static int g_passed, g_failed;
 static double g_slack = 1.0; /* NTDSB_TEST_TIMING_SCALE: timing bounds x this (valgrind) */
 static int g_quick;          /* NTDSB_TEST_QUICK=1: fewer combinations (helgrind) */
-static int g_base_threads = 1;
-static uint64_t g_data_cap = UINT64_MAX; /* bytes of the tests' data buffer */ /* threads before any test (TSan adds one of its own) */
-static const char *g_test = "";
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_test, __FILE__, __LINE__, #cond); \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_EQ_INT(a, b)                                                               \
-    do {                                                                                 \
-        long long a_ = (long long)(a), b_ = (long long)(b);                              \
-        if (a_ == b_) {                                                                  \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s == %s (%lld != %lld)\n", g_test,        \
-                    __FILE__, __LINE__, #a, #b, a_, b_);                                 \
-        }                                                                                \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000u, (long)(us % 1000000u) * 1000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Threads of this process: after every ntdsb_backup_file() it must be 1. */
-static int thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *de;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-/* A joined thread can linger in /proc/self/task for a moment after
- * pthread_join returns (the kernel reaps it asynchronously): wait up to
- * 200 ms for the count to drop to `want` before calling it a leak. */
-static int threads_settled(int want)
-{
-    int i, n = thread_count();
-    for (i = 0; i < 400 && n > want; i++) {
-        sleep_us(500);
-        n = thread_count();
-    }
-    return n;
-}
+static uint64_t g_data_cap = UINT64_MAX; /* bytes of the tests' data buffer */
 
 /* ---- data -------------------------------------------------------------------------- */
 
@@ -165,15 +98,6 @@ static void gen_data(uint8_t *buf, size_t size, uint64_t seed)
         while (pos < page_end)
             buf[pos++] = 0;
     }
-}
-
-static ntdsb_hash128 xxh128_canon(const void *p, size_t n)
-{
-    XXH128_canonical_t c;
-    ntdsb_hash128 h;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
-    memcpy(h.bytes, c.digest, 16);
-    return h;
 }
 
 /* ---- the fake provider ------------------------------------------------------------ */
@@ -1122,11 +1046,6 @@ static void test_stats(const uint8_t *data)
     run_free(&r);
 }
 
-static void *idle_thread(void *arg)
-{
-    return arg;
-}
-
 static int run_tests(void)
 {
     const char *scale = getenv("NTDSB_TEST_TIMING_SCALE");
@@ -1144,15 +1063,7 @@ static int run_tests(void)
         return 2;
     gen_data(data, big, 1);
     signal(SIGPIPE, SIG_IGN);
-    {
-        /* Sanitizer runtimes start a helper thread with the first
-         * pthread_create: start (and join) one first, then count. */
-        pthread_t t;
-        if (pthread_create(&t, NULL, idle_thread, NULL) == 0)
-            pthread_join(t, NULL);
-        sleep_us(20000);
-        g_base_threads = thread_count();
-    }
+    count_base_threads();
 
     test_names_and_defaults();
     test_header_codec();
@@ -1170,22 +1081,10 @@ static int run_tests(void)
     test_stats(data);
 
     free(data);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed ? 1 : 0;
+    return test_report();
 }
 
 /* ---- benchmark -------------------------------------------------------------------- */
-
-static double time_cmd(const char *cmd)
-{
-    double t0 = now();
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "command failed: %s\n", cmd);
-        return -1;
-    }
-    return now() - t0;
-}
 
 typedef struct bench_mode {
     const char *name;

@@ -19,7 +19,6 @@
  *                                restore throughput vs `zstd -d -T1`, both to a file in /tmp
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -39,77 +38,7 @@
 #include "ntdsb_engine.h"
 #include "ntdsb_ese.h"
 #include "ntdsb_restore.h"
-
-/* ---- tiny harness ---------------------------------------------------------------- */
-
-static int g_passed, g_failed;
-static int g_base_threads = 1; /* threads before any test (TSan adds one of its own) */
-static const char *g_test = "";
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_test, __FILE__, __LINE__, #cond); \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_EQ_INT(a, b)                                                               \
-    do {                                                                                 \
-        long long a_ = (long long)(a), b_ = (long long)(b);                              \
-        if (a_ == b_) {                                                                  \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s == %s (%lld != %lld)\n", g_test,        \
-                    __FILE__, __LINE__, #a, #b, a_, b_);                                 \
-        }                                                                                \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000u, (long)(us % 1000000u) * 1000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* Threads of this process: after every ntdsb_restore_file() it must be 1
- * (2 while a pipe feeder runs). */
-static int thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    struct dirent *de;
-    int n = 0;
-    if (d == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-/* Thread count once the engine's threads are gone.  pthread_join returns when
- * the kernel clears the thread's tid, a moment before /proc drops its entry:
- * give it up to 200 ms to settle down to `want` (a leak never does). */
-static int threads_after(int want)
-{
-    int i, n = thread_count();
-    for (i = 0; i < 400 && n > want; i++) {
-        sleep_us(500);
-        n = thread_count();
-    }
-    return n;
-}
+#include "native_test.h"
 
 /* ---- allocation tracking (--wrap=posix_memalign, --wrap=free) ------------------ */
 
@@ -187,15 +116,6 @@ static uint8_t *gen_data(uint64_t size, uint64_t seed)
     if (npages > 0)
         ntdsb_ese_generate_pages(buf, page, 1, (uint32_t)npages, seed, 1000 + seed);
     return buf;
-}
-
-static ntdsb_hash128 xxh128_canon(const void *p, size_t n)
-{
-    XXH128_canonical_t c;
-    ntdsb_hash128 h;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
-    memcpy(h.bytes, c.digest, 16);
-    return h;
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -507,7 +427,7 @@ static void test_round_trip(const uint8_t *data, uint64_t size, uint32_t chunk)
             CHECK_EQ_INT(r.st.chunks, s.nchunks);
             CHECK(r.st.wall_seconds > 0 && r.st.decompress_seconds > 0);
             CHECK(r.st.write_seconds > 0);
-            CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+            CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
             close(out);
         }
     }
@@ -585,7 +505,7 @@ static void test_zero_byte(void)
     CHECK(file_equals(out, NULL, 0));
     CHECK_EQ_INT(r.st.bytes_in, 0);
     CHECK_EQ_INT(r.st.chunks, 0);
-    CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+    CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
     close(out);
     free(s.buf);
 }
@@ -671,7 +591,7 @@ static void test_pipe(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(file_equals(out, data, size));
         CHECK(memcmp(r.hash.bytes, want.bytes, 16) == 0);
         CHECK(at_marker(&r));
-        CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+        CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
         close(out);
     }
     /* A pipe that ends inside a frame: truncated, not a hang. */
@@ -740,7 +660,7 @@ static void expect_corrupt(const char *name, const uint8_t *bytes, size_t total,
                      (unsigned long long)k * chunk);
             CHECK(strncmp(r.err.message, prefix, strlen(prefix)) == 0);
         }
-        CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+        CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
         /* The bad chunk itself never reached the output (workers write only
          * verified chunks; later ones may be there, around a hole). */
         {
@@ -920,7 +840,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
     CHECK_EQ_INT(r.err.sys_errno, ENOSPC);
     CHECK_EQ_INT(r.err.chunk_index, 0);
     CHECK(strstr(r.err.message, "writing the output failed") != NULL);
-    CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+    CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
 
     g_test = "write to a closed fd";
     fd = 1000; /* far above anything this test opens (or will reuse) */
@@ -973,7 +893,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK_EQ_INT(r.rc, NTDSB_E_WRITE);
         CHECK(r.err.chunk_index >= 2);
         CHECK_EQ_INT(r.err.offset, r.err.chunk_index * chunk);
-        CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+        CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
     }
 
     g_test = "read error";
@@ -984,7 +904,7 @@ static void test_io_errors(const uint8_t *data, uint64_t size, uint32_t chunk)
     CHECK_EQ_INT(r.rc, NTDSB_E_READ);
     CHECK_EQ_INT(r.err.sys_errno, EISDIR);
     CHECK_EQ_INT(r.err.chunk_index, 0);
-    CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+    CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
     free(s.buf);
 }
 
@@ -1037,7 +957,7 @@ static void test_cancel(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(err.chunk_index <= 2);
         CHECK_EQ_INT(err.offset, err.chunk_index * chunk);
         CHECK_EQ_INT(cc.calls, 3);
-        CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+        CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
     }
 
     g_test = "cancel while the input stalls";
@@ -1074,7 +994,7 @@ static void test_cancel(const uint8_t *data, uint64_t size, uint32_t chunk)
         CHECK(cc.first_yes > 0 && t_end - cc.first_yes < 0.5);
         CHECK(cc.max_gap < 0.35); /* 100 ms nominal; slack for valgrind */
         CHECK(cc.calls >= 4);
-        CHECK_EQ_INT(threads_after(g_base_threads), g_base_threads);
+        CHECK_EQ_INT(threads_settled(g_base_threads), g_base_threads);
         if (t_end - cc.first_yes >= 0.5 || cc.max_gap >= 0.35)
             fprintf(stderr, "  cancel took %.3f s, max gap %.3f s\n", t_end - cc.first_yes,
                     cc.max_gap);
@@ -1188,11 +1108,6 @@ static void test_memory(const uint8_t *data, uint64_t size, uint32_t chunk)
     free(s.buf);
 }
 
-static void *idle_thread(void *arg)
-{
-    return arg;
-}
-
 static int run_tests(void)
 {
     const uint32_t chunk = 64 * 1024;
@@ -1202,15 +1117,7 @@ static int run_tests(void)
 
     /* Python ignores SIGPIPE too: a closed output pipe is EPIPE, not death. */
     signal(SIGPIPE, SIG_IGN);
-    {
-        /* Sanitizer runtimes start a helper thread with the first
-         * pthread_create: start (and join) one first, then count. */
-        pthread_t t;
-        if (pthread_create(&t, NULL, idle_thread, NULL) == 0)
-            pthread_join(t, NULL);
-        sleep_us(20000);
-        g_base_threads = thread_count();
-    }
+    count_base_threads();
 
     make_stream(&s, data, size, chunk);
     test_config(&s, size);
@@ -1225,21 +1132,10 @@ static int run_tests(void)
     test_memory(data, size, chunk);
 
     free(data);
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return test_report();
 }
 
 /* ---- benchmark -------------------------------------------------------------------------- */
-
-static double time_cmd(const char *cmd)
-{
-    double t0 = now();
-    if (system(cmd) != 0) {
-        fprintf(stderr, "command failed: %s\n", cmd);
-        return -1;
-    }
-    return now() - t0;
-}
 
 static int bench(int argc, char **argv)
 {

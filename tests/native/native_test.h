@@ -1,0 +1,141 @@
+/*
+ * native_test.h - the tiny harness test_pipeline.c and test_restore.c share:
+ * pass/fail counters and CHECK macros, a monotonic clock, sleeps, the
+ * process's thread count (every engine call must leave it where it was), the
+ * canonical XXH3-128 of a buffer and timing a shell command for the
+ * benchmarks.
+ *
+ * Included by exactly one translation unit per test binary: everything here is
+ * static (inline where it is a function, so that a test not using one does
+ * not trip -Wunused-function).  The includer defines _GNU_SOURCE first.
+ */
+#ifndef NTDSB_NATIVE_TEST_H
+#define NTDSB_NATIVE_TEST_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "ntdsb_engine.h"
+
+static int g_passed, g_failed;
+static int g_base_threads = 1; /* threads before any test (TSan adds one of its own) */
+static const char *g_test = "";
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            g_passed++;                                                                  \
+        } else {                                                                         \
+            g_failed++;                                                                  \
+            fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_test, __FILE__, __LINE__, #cond); \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                               \
+    do {                                                                                 \
+        long long a_ = (long long)(a), b_ = (long long)(b);                              \
+        if (a_ == b_) {                                                                  \
+            g_passed++;                                                                  \
+        } else {                                                                         \
+            g_failed++;                                                                  \
+            fprintf(stderr, "FAIL [%s] %s:%d: %s == %s (%lld != %lld)\n", g_test,        \
+                    __FILE__, __LINE__, #a, #b, a_, b_);                                 \
+        }                                                                                \
+    } while (0)
+
+/* The last line of a test run, and its exit status. */
+static inline int test_report(void)
+{
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}
+
+static inline double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline void sleep_us(unsigned us)
+{
+    struct timespec ts = {us / 1000000u, (long)(us % 1000000u) * 1000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Threads of this process: after every engine call it must be back to
+ * g_base_threads (test_restore: one more while a pipe feeder runs). */
+static inline int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Thread count once the engine's threads are gone.  pthread_join returns when
+ * the kernel clears the thread's tid, a moment before /proc drops its entry
+ * (the kernel reaps it asynchronously): give it up to 200 ms to settle down to
+ * `want` before calling it a leak (a leak never settles). */
+static inline int threads_settled(int want)
+{
+    int i, n = thread_count();
+    for (i = 0; i < 400 && n > want; i++) {
+        sleep_us(500);
+        n = thread_count();
+    }
+    return n;
+}
+
+static inline void *idle_thread(void *arg)
+{
+    return arg;
+}
+
+/* Set g_base_threads, before any test.  Sanitizer runtimes start a helper
+ * thread with the first pthread_create: start (and join) one first, then
+ * count. */
+static inline void count_base_threads(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) == 0)
+        pthread_join(t, NULL);
+    sleep_us(20000);
+    g_base_threads = thread_count();
+}
+
+static inline ntdsb_hash128 xxh128_canon(const void *p, size_t n)
+{
+    XXH128_canonical_t c;
+    ntdsb_hash128 h;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+    memcpy(h.bytes, c.digest, 16);
+    return h;
+}
+
+/* Wall seconds of system(cmd) (benchmarks), or -1 if it failed. */
+static inline double time_cmd(const char *cmd)
+{
+    double t0 = now();
+    if (system(cmd) != 0) {
+        fprintf(stderr, "command failed: %s\n", cmd);
+        return -1;
+    }
+    return now() - t0;
+}
+
+#endif /* NTDSB_NATIVE_TEST_H */
