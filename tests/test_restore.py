@@ -319,3 +319,31 @@ def test_cli_dry_run_and_exit_codes(backed_up):
     r = subprocess.run([sys.executable, "-m", "ntdsbackup", "restore", str(archive),
                         "--server", "DC01"], capture_output=True, text=True)
     assert r.returncode == 3 and "Restore Mode" in r.stderr
+
+
+def test_sigint_while_reading_stdin_changes_nothing(backed_up):
+    """Ctrl-C while the archive is still arriving on stdin: exit 130, nothing on the
+    DC touched, the spool file removed."""
+    import signal
+    import tempfile
+    import time
+
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    spool = tempfile.mkdtemp()
+    proc = subprocess.Popen([sys.executable, "-m", "ntdsbackup", "restore", "-", "--server",
+                             "DC01", "--spool-dir", spool], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    data = archive.read_bytes()
+    proc.stdin.write(data[: len(data) // 2])
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not os.listdir(spool) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert snapshot(dc) == before and dc.restore_state() is None
+    assert os.listdir(spool) == []
+    assert "DsRestorePrepareW" not in trace(dc)

@@ -199,9 +199,15 @@ class _ArchiveInput:
             fd, name = tempfile.mkstemp(prefix="ntdsb-restore-", suffix=".tar.zst",
                                         dir=self.spool_dir)
             self.spool = Path(name)
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-            self.fd = os.open(self.spool, os.O_RDONLY)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+                self.fd = os.open(self.spool, os.O_RDONLY)
+            except BaseException:
+                # __exit__ does not run when __enter__ fails (Ctrl-C while the
+                # archive is still arriving): the spool must not outlive us.
+                self.spool.unlink(missing_ok=True)
+                raise
         else:
             self.fd = os.open(self.source, os.O_RDONLY)
         return self
