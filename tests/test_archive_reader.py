@@ -234,3 +234,34 @@ def test_describe_uses_the_seek_index(archive, tmp_path):
     path.write_bytes(archive[:-3] + b"XYZ")
     with pytest.raises(ArchiveError):
         describe(path)
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["engine", "pure-python"])
+@pytest.mark.parametrize("seed", range(8))
+def test_both_readers_refuse_damaged_files(archive, tmp_path, seed, pure):
+    """The C fast path (a real file) and the pure-Python reader agree: a flipped
+    bit or a cut anywhere is refused."""
+    rng = random.Random(1000 + seed)
+    bad = bytearray(archive)
+    if seed % 2:
+        bad = bad[: rng.randrange(1, len(bad))]
+    else:
+        pos = rng.randrange(len(bad) - 12)
+        bad[pos] ^= 1 << rng.randrange(8)
+    path = tmp_path / "bad.tar.zst"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ArchiveError):
+        verify(path, pure=pure)
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["engine", "pure-python"])
+def test_both_readers_name_the_first_bad_chunk(archive, tmp_path, pure):
+    frames = [f for f in frames_of(archive) if f[1] == 0x184D2A5E]
+    bad = bytearray(archive)
+    bad[frames[7][0] + HEADER_SIZE + 30] ^= 0x08
+    path = tmp_path / "bad.tar.zst"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ArchiveError) as info:
+        verify(path, pure=pure)
+    assert info.value.member == "database/ntds.dit" and info.value.chunk_index == 7
+    assert info.value.file_offset == 7 * CHUNK

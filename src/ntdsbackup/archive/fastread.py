@@ -133,6 +133,10 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
     if info.name != MANIFEST_NAME:
         raise ArchiveError("the archive does not start with its manifest")
     manifest = load_doc(tar, info, "the manifest")
+    chunk_size = manifest.get("chunk_size")
+    if not isinstance(chunk_size, int) or not \
+            _ntdsbcli.CHUNK_MIN <= chunk_size <= _ntdsbcli.CHUNK_MAX:
+        raise ArchiveError(f"the manifest's chunk_size {chunk_size!r} is not a valid chunk size")
     if on_manifest:
         on_manifest(manifest)
     report = ReadReport(manifest, {})
@@ -151,8 +155,11 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
         member = check_member(info)
         target = open_member(member) if open_member else Target()
         try:
+            # No chunk may claim more than the manifest's chunk size: a hostile
+            # header cannot make the engine allocate more than that per slot.
             result = _ntdsbcli.restore_file(
                 fd, target.fd, member.size, member.name, threads=threads,
+                max_raw_size=chunk_size,
                 progress=(lambda done, m=member: progress(m, done)) if progress else None)
         except EngineError as exc:
             raise _as_archive_error(exc, member) from None
