@@ -347,3 +347,18 @@ def test_sigint_while_reading_stdin_changes_nothing(backed_up):
     assert snapshot(dc) == before and dc.restore_state() is None
     assert os.listdir(spool) == []
     assert "DsRestorePrepareW" not in trace(dc)
+
+
+def test_not_enough_space_is_refused_before_anything_changes(backed_up, monkeypatch):
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    real = os.statvfs
+
+    class Tiny:
+        def __init__(self, st):
+            self.f_frsize = st.f_frsize
+            self.f_bavail = (1 << 20) // st.f_frsize     # 1 MiB free
+
+    monkeypatch.setattr(os, "statvfs", lambda p: Tiny(real(p)))
+    _refused(dc, before, errors.NtdsbackupError, restore, archive, "DC01",
+             match="not enough free space")
