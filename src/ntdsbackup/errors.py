@@ -196,6 +196,7 @@ class EngineError(NtdsbackupError, OSError):
         self.hresult = hresult
         self.call = call
         self.sys_errno = sys_errno
+        self.detail = message     # the engine's own words; engine_error() may add more
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -223,6 +224,8 @@ def engine_error(status: int, status_name: str, detail: str, *, file: str | None
     if status_name == "NTDSB_E_NOMEM":
         return MemoryError(f"out of memory{where}: {detail}")
     msg = f"{detail}{where}" if detail else f"{status_name}{where}"
-    return EngineError(msg, status=status, status_name=status_name, file=file,
-                       chunk_index=chunk_index, offset=offset, hresult=hresult, call=call,
-                       sys_errno=sys_errno)
+    err = EngineError(msg, status=status, status_name=status_name, file=file,
+                      chunk_index=chunk_index, offset=offset, hresult=hresult, call=call,
+                      sys_errno=sys_errno)
+    err.detail = detail
+    return err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import tarfile
 from collections.abc import Callable
@@ -181,12 +182,17 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
 
 
 def _as_archive_error(exc: EngineError, member: MemberResult) -> Exception:
-    if exc.status_name == "NTDSB_E_CORRUPT":
-        err = ArchiveError(f"first bad chunk: {member.name} chunk {exc.chunk_index} "
-                           f"(file offset {exc.offset}): {exc}")
-        err.member, err.chunk_index, err.file_offset = member.name, exc.chunk_index, exc.offset
-        return err
-    return exc
+    """An engine CORRUPT status as the reader's ArchiveError, worded like the
+    pure-Python reader's."""
+    if exc.status_name != "NTDSB_E_CORRUPT":
+        return exc
+    # The engine says "chunk K (offset O): why"; we name the member around it.
+    reason = re.sub(r"^chunk \d+ \(offset \d+\): ", "", exc.detail or str(exc))
+    kind = "incomplete archive" if reason.startswith("truncated") else "first bad chunk"
+    err = ArchiveError(f"{kind}: {member.name} chunk {exc.chunk_index} "
+                       f"(file offset {exc.offset}): {reason}")
+    err.member, err.chunk_index, err.file_offset = member.name, exc.chunk_index, exc.offset
+    return err
 
 
 def verify_fd(fd: int, threads: int = 0) -> ReadReport:
