@@ -285,6 +285,10 @@ def test_cli_json_summary_and_exit_codes(dc, tmp_path):
     assert r.returncode == 3 and "not running" in r.stderr
     r = _cli("backup", "--server", "NOPE", "-o", str(tmp_path / "k.tar.zst"), text=True)
     assert r.returncode == 6 and "hrCouldNotConnect" in r.stderr
+    dc.start()
+    set_faults(dc, read_hr=0xC7FF000D, read_after=0)
+    r = _cli("backup", "--server", "DC01", "-o", str(tmp_path / "k.tar.zst"), text=True)
+    assert r.returncode == 6 and "DsBackupRead failed: hrCommunicationError" in r.stderr
     assert not (tmp_path / "k.tar.zst").exists()
 
 

@@ -38,7 +38,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_ACCESS
     if isinstance(exc, errors.ArchiveError):
         return EXIT_ARCHIVE
-    if isinstance(exc, errors.HResultError):
+    if isinstance(exc, errors.HResultError) or (isinstance(exc, errors.EngineError)
+                                                and exc.hresult is not None):
         return EXIT_NTDSBCLI
     if isinstance(exc, (errors.EngineError, OSError)):
         return EXIT_IO
