@@ -353,6 +353,17 @@ static void *reader_main(void *arg)
 
 /* ---- the workers ------------------------------------------------------------------ */
 
+/* Record a failed write of chunk s (both output paths word it the same). */
+static int write_error(ntdsb_error *e, const slot *s, const char *call, int sys_errno)
+{
+    ntdsb_err_set(e, NTDSB_E_WRITE, call, s->seq, s->offset,
+                  "chunk %llu (offset %llu): writing the output failed: %s",
+                  (unsigned long long)s->seq, (unsigned long long)s->offset,
+                  strerror(sys_errno));
+    e->sys_errno = sys_errno;
+    return NTDSB_E_WRITE;
+}
+
 /*
  * Write a verified chunk at its own offset.  Used when the output is a regular
  * file: each worker writes what it decoded, so the kernel's cost of taking new
@@ -373,12 +384,7 @@ static int write_at(rpipe *p, slot *s, ntdsb_error *e)
             continue;
         if (n <= 0) {
             int sys_errno = n < 0 ? errno : EIO;
-            ntdsb_err_set(e, NTDSB_E_WRITE, "pwrite", s->seq, s->offset,
-                          "chunk %llu (offset %llu): writing the output failed: %s",
-                          (unsigned long long)s->seq, (unsigned long long)s->offset,
-                          strerror(sys_errno));
-            e->sys_errno = sys_errno;
-            return NTDSB_E_WRITE;
+            return write_error(e, s, "pwrite", sys_errno);
         }
         buf += n;
         left -= (size_t)n;
@@ -491,12 +497,7 @@ static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
         int rc = ntdsb_sink_put(&p->out, s->raw, s->raw_size, &sys_errno);
         p->write_seconds += ntdsb_now() - t0;
         if (rc != NTDSB_OK) {
-            ntdsb_err_set(e, NTDSB_E_WRITE, "write", s->seq, s->offset,
-                          "chunk %llu (offset %llu): writing the output failed: %s",
-                          (unsigned long long)s->seq, (unsigned long long)s->offset,
-                          strerror(sys_errno));
-            e->sys_errno = sys_errno;
-            return NTDSB_E_WRITE;
+            return write_error(e, s, "write", sys_errno);
         }
     }
     p->bytes_out += s->raw_size;

@@ -195,8 +195,4 @@ def _as_archive_error(exc: EngineError, member: MemberResult) -> Exception:
     return err
 
 
-def verify_fd(fd: int, threads: int = 0) -> ReadReport:
-    return read_fd(fd, threads=threads)
-
-
-__all__ = ["FdFrames", "Target", "read_fd", "verify_fd"]
+__all__ = ["FdFrames", "Target", "read_fd"]

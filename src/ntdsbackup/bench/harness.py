@@ -115,7 +115,3 @@ def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,
             c.runs.append(run)
             if on_run:
                 on_run(i, c, run)
-
-
-def python_child(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]

@@ -38,7 +38,6 @@ from ..errors import (
     EngineError,
     HResultError,
     NtdsbackupError,
-    format_hresult,
 )
 from ..fsutil import format_size, fsync_dir
 from ..lists import (
@@ -509,7 +508,3 @@ class _Swap:
             shutil.rmtree(aside, ignore_errors=True)
         for d in self.aside_dirs:
             fsync_dir(d)
-
-
-def describe_failure(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc} (reported as {format_hresult(failure_hresult(exc))})"
