@@ -5,22 +5,19 @@ under a final name)."""
 from __future__ import annotations
 
 import io
-import json
 import random
 import struct
 
 import pytest
-import xxhash
 import zstandard
 
+from forge import doc, forge_trailer, frames_of, meta_frame
 from ntdsbackup.archive import describe, extract, verify
 from ntdsbackup.archive.framing import (
     HEADER_SIZE,
     INDEX_MAGIC,
     META_MAGIC,
-    FrameHeader,
     pack_index,
-    parse_header,
 )
 from ntdsbackup.archive.members import document_member, tar_header
 from ntdsbackup.errors import ArchiveError
@@ -34,21 +31,6 @@ def archive(dc, tmp_path) -> bytes:
     path = tmp_path / "good.tar.zst"
     backup("DC01", path, chunk_size=CHUNK, truncate=False)
     return path.read_bytes()
-
-
-def frames_of(data: bytes):
-    """(offset, magic, total length) of every frame, parsed independently."""
-    out, pos = [], 0
-    while pos < len(data):
-        magic, size = struct.unpack_from("<II", data, pos)
-        if magic in (0x184D2A5E, META_MAGIC):
-            hdr = parse_header(data[pos:pos + HEADER_SIZE])
-            length = HEADER_SIZE + hdr.frame_size
-        else:
-            length = 8 + size
-        out.append((pos, magic, length))
-        pos += length
-    return out
 
 
 def test_good_archive_verifies(archive):
@@ -113,17 +95,6 @@ def test_plain_zstd_tar_is_not_ours():
         verify(io.BytesIO(zstandard.ZstdCompressor().compress(raw)))
 
 
-def meta_frame(raw: bytes, index: int = 0, *, lie_size: int | None = None) -> bytes:
-    frame = zstandard.ZstdCompressor(write_checksum=True).compress(raw)
-    hdr = FrameHeader(META_MAGIC, len(raw) if lie_size is None else lie_size, len(frame),
-                      index, xxhash.xxh3_128_digest(raw))
-    return hdr.pack() + frame
-
-
-def doc(**extra) -> dict:
-    return {"format": "ntdsbackup-archive", "version": 1, **extra}
-
-
 def test_missing_trailer_is_incomplete():
     data = meta_frame(document_member("ntdsbackup/manifest.json", doc(files=[]), 0))
     with pytest.raises(ArchiveError, match="incomplete"):
@@ -184,23 +155,11 @@ def test_data_after_the_index_is_refused(archive):
 
 
 def test_trailer_hash_mismatch_is_refused(archive):
-    # Rewrite the trailer with a wrong whole-file hash (frames stay self-consistent).
-    frames = frames_of(archive)
-    trailer_at, _, trailer_len = frames[-2]
-    raw = zstandard.ZstdDecompressor().decompress(
-        archive[trailer_at + HEADER_SIZE:trailer_at + trailer_len])
-    import tarfile
+    def wrong_hash(trailer):
+        trailer["files"][0]["xxh3_128"] = "0" * 32
 
-    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
-        member = tar.next()
-        content = json.loads(tar.extractfile(member).read())
-    content["files"][0]["xxh3_128"] = "0" * 32
-    forged = meta_frame(document_member("ntdsbackup/trailer.json", content, 0,
-                                        end_of_archive=True),
-                        parse_header(archive[trailer_at:trailer_at + HEADER_SIZE]).index)
-    data = archive[:trailer_at] + forged + archive[trailer_at + trailer_len:]
     with pytest.raises(ArchiveError, match="whole-file XXH3-128 mismatch"):
-        verify(io.BytesIO(data))
+        verify(io.BytesIO(forge_trailer(archive, wrong_hash)))
 
 
 def test_extract_leaves_no_partial_files_on_failure(archive, tmp_path):

@@ -129,6 +129,35 @@ def test_truncated_archive_is_refused(backed_up, tmp_path):
              match="incomplete|truncated")
 
 
+def _wrong_hash(trailer):
+    trailer["files"][0]["xxh3_128"] = "0" * 32
+
+
+def _wrong_size(trailer):
+    trailer["files"][-1]["size"] += 8192
+
+
+def _log_dropped(trailer):
+    trailer["files"].pop()
+    trailer["log_generations"]["high"] -= 1
+
+
+@pytest.mark.parametrize("edit,match", [
+    (_wrong_hash, "whole-file XXH3-128 mismatch"),
+    (_wrong_size, "differs from its trailer entry"),
+    (_log_dropped, "differs from its trailer entry"),
+], ids=["file-hash", "size", "member-not-listed"])
+def test_lying_trailer_is_refused_before_anything_changes(backed_up, tmp_path, edit, match):
+    """Every frame intact, but the trailer the plan is made from lies: the
+    staging pass finds out, its files are removed, nothing is registered."""
+    from forge import forge_trailer
+
+    dc, archive, _ = backed_up
+    forged = tmp_path / "forged.tar.zst"
+    forged.write_bytes(forge_trailer(archive.read_bytes(), edit))
+    _refused(dc, snapshot(dc), errors.ArchiveError, restore, forged, "DC01", match=match)
+
+
 def test_archive_of_another_dc_is_refused(backed_up, make_dc, tmp_path):
     dc, _, _ = backed_up
     other = make_dc("DC02", size=2 << 20)
@@ -180,51 +209,40 @@ def _assert_rolled_back(dc, before, hr):
     assert calls.count("DsRestoreRegisterComplete") == 1 and calls[-1] == "DsRestoreEnd"
 
 
-def test_fault_during_staging_rolls_back_and_reports(backed_up, monkeypatch):
-    dc, archive, _ = backed_up
-    before = snapshot(dc)
+def _fail_staging(monkeypatch, exc, *, on_call=1, switch=None):
+    """Make the engine's n-th staging write (an out_fd) raise `exc` while
+    switch["on"] (default: always)."""
     from ntdsbackup.archive import fastread
 
     real = fastread._ntdsbcli.restore_file
     calls = {"n": 0}
 
     def failing(in_fd, out_fd, size, name, **kw):
-        if out_fd >= 0:
+        if out_fd >= 0 and (switch is None or switch["on"]):
             calls["n"] += 1
-            if calls["n"] == 2:
-                raise OSError(28, "No space left on device")
+            if calls["n"] == on_call:
+                raise exc
         return real(in_fd, out_fd, size, name, **kw)
 
     monkeypatch.setattr(fastread._ntdsbcli, "restore_file", failing)
-    with pytest.raises(OSError, match="No space"):
-        restore(archive, "DC01")
-    _assert_rolled_back(dc, before, 0xC8000710)     # hrDiskFull
+
+
+def test_fault_during_staging_changes_nothing_and_registers_nothing(backed_up, monkeypatch):
+    """Staging (which is also the verification) runs before DsRestoreRegisterW:
+    a fault there removes the staging files and leaves no restore record, so
+    the DC still boots on its old database."""
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    _fail_staging(monkeypatch, OSError(28, "No space left on device"), on_call=2)
+    _refused(dc, before, OSError, restore, archive, "DC01", match="No space")
+    assert dc.start()["mode"] == "online"
+    assert snapshot(dc) == before
 
 
 def test_fault_during_the_swap_rolls_back_and_reports(backed_up, monkeypatch):
     dc, archive, _ = backed_up
     before = snapshot(dc)
-    from ntdsbackup.phases import restore as restore_mod
-
-    real_commit = restore_mod._Swap.commit
-
-    def commit_then_fail(self):
-        real_replace = os.replace
-        count = {"n": 0}
-
-        def flaky(src, dst):
-            count["n"] += 1
-            if count["n"] == 4:          # old files moved aside, first staged file in place
-                raise OSError(5, "Input/output error")
-            return real_replace(src, dst)
-
-        monkeypatch.setattr(os, "replace", flaky)
-        try:
-            real_commit(self)
-        finally:
-            monkeypatch.setattr(os, "replace", real_replace)
-
-    monkeypatch.setattr(restore_mod._Swap, "commit", commit_then_fail)
+    _fail_swap(monkeypatch)
     with pytest.raises(OSError, match="Input/output"):
         restore(archive, "DC01")
     _assert_rolled_back(dc, before, 0xC80003FE)     # hrDiskIO
@@ -242,37 +260,46 @@ def test_fault_in_register(backed_up):
     assert "DsRestoreRegisterComplete" not in calls and calls[-1] == "DsRestoreEnd"
 
 
-def test_interrupt_during_staging_rolls_back(backed_up, monkeypatch):
+def test_interrupt_during_staging_changes_nothing(backed_up, monkeypatch):
     dc, archive, _ = backed_up
     before = snapshot(dc)
-    from ntdsbackup.archive import fastread
+    _fail_staging(monkeypatch, KeyboardInterrupt())
+    _refused(dc, before, KeyboardInterrupt, restore, archive, "DC01")
 
-    real = fastread._ntdsbcli.restore_file
 
-    def interrupted(in_fd, out_fd, size, name, **kw):
-        if out_fd >= 0:
-            raise KeyboardInterrupt
-        return real(in_fd, out_fd, size, name, **kw)
+def _fail_swap(monkeypatch, *, switch=None):
+    """os.replace fails once the old files are aside and one staged file is in."""
+    from ntdsbackup.phases import restore as restore_mod
 
-    monkeypatch.setattr(fastread._ntdsbcli, "restore_file", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        restore(archive, "DC01")
-    _assert_rolled_back(dc, before, 0xC7FF0002)     # hrError
+    real_commit = restore_mod._Swap.commit
+
+    def commit_then_fail(self):
+        if switch is not None and not switch["on"]:
+            return real_commit(self)
+        real_replace = os.replace
+        count = {"n": 0}
+
+        def flaky(src, dst):
+            count["n"] += 1
+            if count["n"] == 4:
+                raise OSError(5, "Input/output error")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", flaky)
+        try:
+            real_commit(self)
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+
+    monkeypatch.setattr(restore_mod._Swap, "commit", commit_then_fail)
 
 
 def test_failed_restore_keeps_the_dc_from_starting(backed_up, monkeypatch):
+    """A failure after DsRestoreRegisterW is reported with its code: the DC
+    refuses to start until a restore completes."""
     dc, archive, _ = backed_up
-    from ntdsbackup.archive import fastread
-
-    real = fastread._ntdsbcli.restore_file
     broken = {"on": True}
-
-    def staging_fails(in_fd, out_fd, size, name, **kw):
-        if out_fd >= 0 and broken["on"]:
-            raise OSError(5, "Input/output error")
-        return real(in_fd, out_fd, size, name, **kw)
-
-    monkeypatch.setattr(fastread._ntdsbcli, "restore_file", staging_fails)
+    _fail_swap(monkeypatch, switch=broken)
     with pytest.raises(OSError, match="Input/output"):
         restore(archive, "DC01")
     with pytest.raises(errors.DCStateError, match="reported failure"):
@@ -280,6 +307,21 @@ def test_failed_restore_keeps_the_dc_from_starting(backed_up, monkeypatch):
     broken["on"] = False
     restore(archive, "DC01")            # a good restore clears it
     assert dc.start()["checked"]
+
+
+def test_second_restore_at_once_is_refused(backed_up):
+    import fcntl
+
+    dc, archive, _ = backed_up
+    before = snapshot(dc)
+    fd = os.open(dc.ntds_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)       # the first restore
+        _refused(dc, before, errors.DCStateError, restore, archive, "DC01",
+                 match="another restore is running")
+    finally:
+        os.close(fd)
+    restore(archive, "DC01")
 
 
 def test_consistency_check_failure_keeps_dc_offline(backed_up):
@@ -304,8 +346,7 @@ def test_cli_restore_from_stdin_with_json(backed_up):
     events = [json.loads(line) for line in r.stdout.splitlines()]
     result = events[-1]
     assert result["event"] == "result" and result["dry_run"] is False
-    assert {e.get("phase") for e in events if e["event"] == "phase"} == {"verify", "stage",
-                                                                        "swap"}
+    assert [e["phase"] for e in events if e["event"] == "phase"] == ["stage", "swap"]
     for name, data in contents.items():
         assert (dc.ntds_dir / name).read_bytes() == data
 

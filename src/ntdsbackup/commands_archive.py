@@ -234,10 +234,11 @@ def cmd_restore(args) -> int:
         return 0
     print(result.plan.text())
     if result.dry_run:
-        print("dry run: every check passed; nothing was changed")
+        print(f"dry run: every check passed (archive verified in {result.verify_seconds:.1f} s);"
+              " nothing was changed")
     else:
         print(f"restored {format_size(result.plan.total_bytes)} in {result.seconds:.1f} s "
-              f"({result.mb_per_s:.0f} MB/s; verify {result.verify_seconds:.1f} s, stage "
+              f"({result.mb_per_s:.0f} MB/s; staged and verified in "
               f"{result.stage_seconds:.1f} s, swap {result.swap_seconds:.2f} s)")
         print("the restore is registered and complete: boot the DC normally "
               f"(emulated DC: ntdsbackup dc start {args.server})")

@@ -129,7 +129,7 @@ def describe(source) -> dict:
     with open_archive(source) as fh:
         if _seekable(fh):
             with contextlib.suppress(ArchiveError):
-                return _describe_seekable(fh)
+                return read_documents(fh)
             fh.seek(0)
         report = read_archive(fh)
     return {"manifest": report.manifest, "trailer": report.trailer,
@@ -153,7 +153,11 @@ def _one_document(fh, offset: int, what: str) -> dict:
         return load_doc(tar, info, what)
 
 
-def _describe_seekable(fh) -> dict:
+def read_documents(fh) -> dict:
+    """Manifest, trailer and seek index of a seekable archive, each frame
+    verified on its own, without decompressing any file.  The documents are
+    what the archive *claims*: a full read (read_archive, fastread.read_fd)
+    checks them against the members."""
     end = fh.seek(0, os.SEEK_END)
     if end < INDEX_FOOTER.size + 8:
         raise ArchiveError("archive too short")

@@ -64,15 +64,16 @@ def run_python_loop(args) -> dict:
 
 
 def run_engine_restore(args) -> dict:
-    """The full restore onto the DC (which must be in DSRM): pre-flight
-    verification, staging, swap; the same call the CLI makes."""
+    """The full restore onto the DC (which must be in DSRM): pre-flight checks,
+    the staging pass that verifies everything, the swap; the same call the CLI
+    makes."""
     from ..emu import use_emu_root
     from ..phases.restore import restore
 
     use_emu_root(args.root)
     r = restore(args.archive, args.server, threads=args.threads)
     return {"bytes": r.plan.total_bytes, "seconds": r.seconds,
-            "verify_seconds": r.verify_seconds, "stage_seconds": r.stage_seconds}
+            "stage_seconds": r.stage_seconds, "swap_seconds": r.swap_seconds}
 
 
 def run_read_only(args) -> dict:

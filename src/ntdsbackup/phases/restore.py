@@ -1,18 +1,20 @@
 """Restore: the documented phase order (reference section 7), made safe.
 
     1 DsSetAuthIdentityW (optional)       5 DsRestoreRegisterW
-    2 DsIsNTDSOnlineW (must be FALSE)     6 the file copy (here: stage, verify, swap)
+    2 DsIsNTDSOnlineW (must be FALSE)     6 the file copy (here: swap staged files in)
     3 DsRestorePrepareW (the token)       7 DsRestoreRegisterComplete(S_OK or failure)
     4 DsRestoreGetDatabaseLocationsW      8 DsRestoreEnd, on every path
 
-Beyond the documented procedure (docs/RESTORE.md says why): before anything on
-the DC changes, the whole archive is verified, the token accepted, free space
-checked and every target known (the pre-flight, which is all --dry-run does).
-Files are then decompressed into staging files beside their targets, verified
-chunk by chunk as they are written, and fsynced; only then are the old files
-moved aside and the staged ones renamed into place.  Any failure rolls the
-swap back, removes the staging files and reports the failure through
+Beyond the documented procedure (docs/RESTORE.md says why): between steps 4
+and 5, with the DC's own files untouched and nothing registered, every file
+is decompressed into a staging file beside its target, every chunk, file hash
+and the trailer verified in that same pass, and fsynced.  Only a fully
+verified, durable set is registered; the old files are then moved aside and
+the staged ones renamed into place.  A failure before the registration
+removes the staging files and leaves the DC exactly as it was; a failure
+after it rolls the swap back and is reported through
 DsRestoreRegisterComplete.  Old files are deleted only after success.
+--dry-run runs every check, the verification pass included, writing nothing.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..archive.fastread import FdFrames, Target, read_fd
-from ..archive.members import MANIFEST_NAME
-from ..archive.reader import MemberResult, ReadReport, load_doc
+from ..archive.fastread import Target, read_fd
+from ..archive.members import member_name
+from ..archive.ops import read_documents
+from ..archive.reader import MemberResult, ReadReport
 from ..errors import (
     ArchiveError,
     DCStateError,
@@ -51,6 +54,11 @@ from ..lists import (
 from ..paths import unc_to_local
 from ..provider import open_provider
 from .backup import Identity
+
+try:
+    import fcntl
+except ImportError:        # Windows: no flock
+    fcntl = None
 
 # Failure codes reported through DsRestoreRegisterComplete (ntdsbmsg.h).
 hrError = 0xC7FF0002
@@ -215,17 +223,12 @@ class _ArchiveInput:
         os.lseek(self.fd, 0, os.SEEK_SET)
         return self.fd
 
-    def read_manifest(self) -> dict:
-        import io
-        import tarfile
-
-        frames = FdFrames(self.rewind())
-        data = frames.meta("the manifest")
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            info = tar.firstmember
-            if info is None or info.name != MANIFEST_NAME:
-                raise ArchiveError("the archive does not start with its manifest")
-            return load_doc(tar, info, "the manifest")
+    def documents(self) -> dict:
+        """Manifest, trailer and seek index, read through the index at the end
+        (no file is decompressed): what the archive claims, which the staging
+        pass then checks member by member."""
+        with open(self.rewind(), "rb", closefd=False) as fh:
+            return read_documents(fh)
 
     def __exit__(self, *exc):
         if self.fd >= 0:
@@ -244,7 +247,8 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
     emit = progress or (lambda event: None)
     t0 = time.monotonic()
     with _ArchiveInput(archive, spool_dir) as inp:
-        manifest = inp.read_manifest()
+        docs = inp.documents()
+        manifest, trailer = docs["manifest"], docs["trailer"]
         plan = RestorePlan(server, inp.label, manifest)
         backed_up = str(manifest.get("server", ""))
         same = backed_up.lower() == server.lstrip("\\").lower()
@@ -267,7 +271,7 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
             raise ArchiveError("the manifest has no valid expiry token") from None
         ctx = prov.restore_prepare(server, token)                       # step 3
         registered = False
-        swap = None
+        swap = lock = None
         try:
             plan.days_left = _token_days_left(token)
             plan.checks.append(Check("expiry token", True, "accepted by DsRestorePrepareW" + (
@@ -281,22 +285,27 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
                                       f"{sorted(missing)}")
             plan.checks.append(Check("target locations", True, ", ".join(
                 plan.locations[b] for b in (BFT_NTDS_DATABASE, BFT_LOG_DIR))))
-
-            emit({"event": "phase", "phase": "verify"})
-            tv = time.monotonic()
-            report = read_fd(inp.rewind(), threads=threads,
-                             progress=lambda m, done: emit({"event": "progress", "phase":
-                                                            "verify", "name": m.name,
-                                                            "done": done, "size": m.size}))
-            verify_seconds = time.monotonic() - tv
-            plan.checks.append(Check("archive integrity", True,
-                                     f"{len(report.files)} files, {report.chunk_frames} chunks, "
-                                     "every chunk hash, file hash and the trailer match"))
-            _plan_files(plan, report)
-            _check_log_chain(plan, report)
+            listed = _listed_files(trailer)
+            _plan_files(plan, listed)
+            _check_log_chain(plan, trailer)
             _check_space(plan)
+
             if dry_run:
-                return RestoreResult(plan, True, time.monotonic() - t0, verify_seconds)
+                emit({"event": "phase", "phase": "verify"})
+                tv = time.monotonic()
+                report = read_fd(inp.rewind(), threads=threads,
+                                 progress=_progress_events(emit, "verify"))
+                _check_against_plan(plan, trailer, report)
+                return RestoreResult(plan, True, time.monotonic() - t0,
+                                     verify_seconds=time.monotonic() - tv)
+
+            lock = _RestoreLock(plan)
+            emit({"event": "phase", "phase": "stage"})
+            ts = time.monotonic()
+            swap = _Swap(plan)
+            report = _stage(inp, plan, swap, threads, emit)
+            _check_against_plan(plan, trailer, report)
+            stage_seconds = time.monotonic() - ts
 
             db_target = plan.locations[BFT_NTDS_DATABASE]
             db_source = next(f.source for f in plan.files if f.bft == BFT_NTDS_DATABASE)
@@ -305,19 +314,14 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
                          plan.gen_low or 0, plan.gen_high or 0)         # step 5
             registered = True
 
-            emit({"event": "phase", "phase": "stage"})
-            ts = time.monotonic()
-            swap = _Swap(plan)                                          # step 6
-            _stage(inp, plan, swap, threads, emit)
-            stage_seconds = time.monotonic() - ts
             tw = time.monotonic()
             emit({"event": "phase", "phase": "swap"})
-            swap.commit()
+            swap.commit()                                               # step 6
             swap_seconds = time.monotonic() - tw
             ctx.register_complete(0)                                    # step 7
             swap.discard_old()
-            return RestoreResult(plan, False, time.monotonic() - t0, verify_seconds,
-                                 stage_seconds, swap_seconds)
+            return RestoreResult(plan, False, time.monotonic() - t0, 0.0, stage_seconds,
+                                 swap_seconds)
         except BaseException as exc:
             if swap is not None:
                 swap.rollback()
@@ -326,19 +330,60 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
                     ctx.register_complete(failure_hresult(exc))
             raise
         finally:
+            if lock is not None:
+                lock.release()
             if not ctx.ended:
                 ctx.end()                                               # step 8
 
 
-def _plan_files(plan: RestorePlan, report: ReadReport) -> None:
+def _progress_events(emit, phase: str):
+    return lambda m, done: emit({"event": "progress", "phase": phase, "name": m.name,
+                                 "done": done, "size": m.size})
+
+
+def _listed_files(trailer: dict) -> list[MemberResult]:
+    """The files the trailer lists, checked for shape: the plan is made from
+    them before any member is read."""
+    entries = trailer.get("files")
+    if not isinstance(entries, list) or not entries:
+        raise ArchiveError("the trailer lists no files")
+    files = []
+    for e in entries:
+        if not isinstance(e, dict):
+            raise ArchiveError("the trailer's file list is malformed")
+        name, bft, source, size = (e.get(k) for k in ("name", "bft", "source", "size"))
+        if not (isinstance(name, str) and isinstance(source, str) and isinstance(bft, int)
+                and isinstance(size, int) and size >= 0):
+            raise ArchiveError(f"the trailer's entry {name!r} is malformed")
+        if member_name(bft, source) != name:
+            raise ArchiveError(f"the trailer's entry {name!r} does not match its source "
+                               f"{source!r}")
+        files.append(MemberResult(name, bft, source, size, str(e.get("xxh3_128", ""))))
+    return files
+
+
+def _check_against_plan(plan: RestorePlan, trailer: dict, report: ReadReport) -> None:
+    """After the full read: the members, and the trailer read in the stream,
+    are exactly what the plan was made from (the index could point elsewhere)."""
+    if report.trailer != trailer:
+        raise ArchiveError("the seek index points to a trailer that is not the archive's")
+    seen = [(f.name, f.bft, f.source, f.size) for f in report.files]
+    if seen != [(f.name, f.bft, f.source, f.size) for f in plan.files]:
+        raise ArchiveError("the archive's members differ from its trailer")
+    plan.checks.append(Check("archive integrity", True,
+                             f"{len(report.files)} files, {report.chunk_frames} chunks, "
+                             "every chunk hash, file hash and the trailer match"))
+
+
+def _plan_files(plan: RestorePlan, files: list[MemberResult]) -> None:
     """Choose each file's target by its BFT type and the DC's locations; never
     by a path read from the archive (log and patch names are rebuilt from
     validated patterns)."""
-    dbs = [f for f in report.files if f.bft == BFT_NTDS_DATABASE]
+    dbs = [f for f in files if f.bft == BFT_NTDS_DATABASE]
     if len(dbs) != 1:
         raise ArchiveError(f"the archive holds {len(dbs)} NTDS databases, expected exactly 1")
     seen: set[Path] = set()
-    for f in report.files:
+    for f in files:
         base = f.source.replace("/", "\\").rsplit("\\", 1)[-1]
         if f.bft == BFT_NTDS_DATABASE:
             unc = plan.locations[BFT_NTDS_DATABASE]
@@ -365,18 +410,18 @@ def _plan_files(plan: RestorePlan, report: ReadReport) -> None:
     plan.moved_aside = old
 
 
-def _check_log_chain(plan: RestorePlan, report: ReadReport) -> None:
+def _check_log_chain(plan: RestorePlan, trailer: dict) -> None:
     gens = sorted(int(_LOG_NAME.match(f.target.name).group(1), 16)
                   for f in plan.files if f.bft == BFT_LOG)
-    trailer = report.trailer.get("log_generations") or {}
+    listed = trailer.get("log_generations") or {}
     if not gens:
         raise ArchiveError("the archive holds no transaction logs: the database could not "
                            "be recovered")
     if gens != list(range(gens[0], gens[-1] + 1)):
         raise ArchiveError(f"the log chain has gaps: generations {gens}")
-    if trailer and (trailer.get("low"), trailer.get("high")) != (gens[0], gens[-1]):
-        raise ArchiveError(f"the trailer says generations {trailer.get('low')}.."
-                           f"{trailer.get('high')}, the archive holds {gens[0]}..{gens[-1]}")
+    if listed and (listed.get("low"), listed.get("high")) != (gens[0], gens[-1]):
+        raise ArchiveError(f"the trailer says generations {listed.get('low')}.."
+                           f"{listed.get('high')}, the archive holds {gens[0]}..{gens[-1]}")
     plan.gen_low, plan.gen_high = gens[0], gens[-1]
     plan.checks.append(Check("log chain", True, f"generations {gens[0]}..{gens[-1]}, "
                              "consecutive"))
@@ -405,15 +450,19 @@ def _staging_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.ntdsb-staging")
 
 
-def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int, emit) -> None:
-    """Second pass: decompress every file into its staging file, each chunk
-    verified as it is written (the engine), fsynced."""
+def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int,
+           emit) -> ReadReport:
+    """The one pass over the archive: every file decompressed into its staging
+    file (the engine: frames in parallel, each chunk verified as it is
+    written), its whole-file hash checked, fsynced; then the trailer and the
+    seek index.  The DC's own files are not touched."""
     by_name = {f.name: f for f in plan.files}
 
     def open_member(m: MemberResult) -> Target:
         planned = by_name.get(m.name)
-        if planned is None or planned.size != m.size:
-            raise ArchiveError(f"{m.name} changed between the verify and the stage pass")
+        if planned is None or (planned.bft, planned.source, planned.size) != \
+                (m.bft, m.source, m.size):
+            raise ArchiveError(f"member {m.name!r} differs from its trailer entry")
         path = _staging_path(planned.target)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()                      # a leftover from an interrupted restore
@@ -429,14 +478,39 @@ def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int, emi
             os.close(target.fd)
 
     report = read_fd(inp.rewind(), open_member=open_member, close_member=close_member,
-                     threads=threads,
-                     progress=lambda m, done: emit({"event": "progress", "phase": "stage",
-                                                    "name": m.name, "done": done,
-                                                    "size": m.size}))
-    if [f.name for f in report.files] != [f.name for f in plan.files]:
-        raise ArchiveError("the archive changed between the verify and the stage pass")
+                     threads=threads, progress=_progress_events(emit, "stage"))
     for d in {t.parent for _, t in swap.staged}:
         fsync_dir(d)
+    return report
+
+
+class _RestoreLock:
+    """One restore at a time per DC folder.  DsRestoreRegisterW interlocks
+    restores, but staging runs before it: an exclusive flock on each target
+    directory keeps a second ntdsbackup from staging over the first.  (Where
+    flock does not exist, the registration's own interlock is all there is.)"""
+
+    def __init__(self, plan: RestorePlan):
+        self.fds: list[int] = []
+        if fcntl is None:
+            return
+        try:
+            for d in sorted({f.target.parent for f in plan.files}):
+                fd = os.open(d, os.O_RDONLY)
+                self.fds.append(fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise DCStateError(f"another restore is running in {d}; nothing was "
+                                       "changed") from None
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
 
 
 def _copy_ownership(original: Path, staged: Path) -> None:
