@@ -309,6 +309,17 @@ def test_failed_restore_keeps_the_dc_from_starting(backed_up, monkeypatch):
     assert dc.start()["checked"]
 
 
+def test_staging_files_of_a_killed_restore_are_cleaned_up(backed_up):
+    """A restore killed while staging leaves hidden staging files and nothing
+    registered; the next restore removes them, whatever their names."""
+    dc, archive, contents = backed_up
+    stale = [dc.ntds_dir / ".ntds.dit.ntdsb-staging", dc.ntds_dir / ".edb000FF.log.ntdsb-staging"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    restore(archive, "DC01")
+    assert sorted(os.listdir(dc.ntds_dir)) == sorted(contents)
+
+
 def test_second_restore_at_once_is_refused(backed_up):
     import fcntl
 

@@ -446,8 +446,21 @@ def _check_space(plan: RestorePlan) -> None:
                                   "nothing was changed")
 
 
+_STAGING_SUFFIX = ".ntdsb-staging"
+
+
 def _staging_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.ntdsb-staging")
+    return target.with_name(f".{target.name}{_STAGING_SUFFIX}")
+
+
+def _remove_stale_staging(plan: RestorePlan) -> None:
+    """Staging files of a restore that was killed while staging (nothing was
+    registered then, and only a restore holding the lock writes them)."""
+    for d in {f.target.parent for f in plan.files}:
+        for name in os.listdir(d):
+            if name.startswith(".") and name.endswith(_STAGING_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    (d / name).unlink()
 
 
 def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int,
@@ -457,6 +470,7 @@ def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int,
     written), its whole-file hash checked, fsynced; then the trailer and the
     seek index.  The DC's own files are not touched."""
     by_name = {f.name: f for f in plan.files}
+    _remove_stale_staging(plan)
 
     def open_member(m: MemberResult) -> Target:
         planned = by_name.get(m.name)
@@ -464,8 +478,6 @@ def _stage(inp: _ArchiveInput, plan: RestorePlan, swap: _Swap, threads: int,
                 (m.bft, m.source, m.size):
             raise ArchiveError(f"member {m.name!r} differs from its trailer entry")
         path = _staging_path(planned.target)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()                      # a leftover from an interrupted restore
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         swap.staged.append((path, planned.target))
         emit({"event": "file", "phase": "stage", "name": m.name, "size": m.size})
