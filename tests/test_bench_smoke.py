@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_comparison_report_shape(tmp_path):
     r = bench.compare(TINY, repeat=1, work_dir=str(tmp_path), chunk_size=256 << 10)
     assert set(r["backup"]) == {"engine", "engine-serial", "python-loop", "zstd-cli"}
-    assert set(r["restore"]) == {"engine-restore", "zstd-d"}
+    assert set(r["restore"]) == {"engine-restore", "zstd-d", "zstd-d-1thread"}
     for s in [*r["backup"].values(), *r["restore"].values()]:
         assert s["runs"] == 1 and s["mb_per_s_median"] > 0 and s["bytes"] > 0
         assert 1 < s["max_rss_mib"] < 1024 and s["cpu_seconds_median"] >= 0

@@ -44,14 +44,16 @@ class Contender:
 
     If the child prints a JSON line with "bytes" and "seconds", those are used
     (timed inside the child: no interpreter start-up); otherwise the wall time
-    of the whole child and `nbytes` count.  `after` runs in the parent after
-    the child (e.g. fsync of a CLI tool's output) and is timed with it.
+    of the whole child and `nbytes` count.  `before` runs in the parent before
+    the child, untimed; `after` runs after it (e.g. fsync of a CLI tool's
+    output) and is timed with it.
     """
 
     name: str
     argv: list[str]
     nbytes: int | None = None
     after: object = None
+    before: object = None
     runs: list[Run] = field(default_factory=list)
 
     def median_mb_per_s(self) -> float:
@@ -78,6 +80,8 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
     """One run of one contender.  CPU time and peak RSS come from wait4() on the
     child, so they are the child's own."""
     argv, timed = _with_time(contender.argv)
+    if contender.before is not None:
+        contender.before()
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read()

@@ -23,7 +23,8 @@ def comparison_text(report: dict) -> str:
     if "compression_ratio" in report:
         lines.append(f"  compression ratio (engine archive)  {report['compression_ratio']:.2f}")
     if "restore" in report:
-        lines += ["", "restore (engine: verification pass + staging + swap)", HEADER]
+        lines += ["", "restore (engine: pre-flight, one pass that stages and verifies, swap)",
+                  HEADER]
         lines += [_row(s) for s in report["restore"].values()]
         lines += [f"  {k:<34} {v:.2f}x" for k, v in report["restore_ratios"].items()]
     return "\n".join(lines)

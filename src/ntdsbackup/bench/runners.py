@@ -41,7 +41,10 @@ def run_python_loop(args) -> dict:
     total = written = 0
     cctx = zstandard.ZstdCompressor(level=args.level, write_checksum=True)
     buf = bytearray(args.chunk_size)
-    with open(args.out, "wb") as out, prov.backup_prepare(args.server) as ctx:
+    # Written beside the previous output and renamed over it, as the engine
+    # does with its .partial file (and as a careful script would).
+    partial = args.out + ".partial"
+    with open(partial, "wb") as out, prov.backup_prepare(args.server) as ctx:
         for entries in (lambda: ctx.get_database_names(), lambda: ctx.get_backup_logs()):
             for entry in parse_multistring(entries()):
                 ctx.open_file(entry.path, args.chunk_size)
@@ -60,6 +63,7 @@ def run_python_loop(args) -> dict:
                 ctx.close_file()
         out.flush()
         os.fsync(out.fileno())
+    os.replace(partial, args.out)
     return {"bytes": total, "seconds": time.monotonic() - t0, "written": written}
 
 
