@@ -44,9 +44,10 @@ typedef struct ntdsb_restore_stats {
  * (ZSTD_decompressDCtx, content checksum verified by zstd) and check its
  * XXH3-128 against the header; the calling thread, in order, updates the
  * whole-file XXH3-128 into *file_hash.  The data goes to `out_fd` if >= 0: on
- * a regular file each worker pwrite()s its verified chunk at its offset (the
- * kernel's page-allocation cost is then shared by the workers); on anything
- * else (a pipe) the calling thread write()s in order.  EINTR and short writes
+ * a regular file the workers pwrite() verified chunks at their offsets, one
+ * worker at a time (one finding a write in progress queues its chunk and
+ * decompresses the next); on anything else (a pipe) the calling thread
+ * write()s in order.  EINTR and short writes
  * are retried.  stats->bytes_out is kept current during the call, so the
  * cancel hook can report progress from it.
  *
