@@ -47,7 +47,9 @@ def test_backup_peak_rss(comparison):
 
 
 def test_restore_vs_zstd_d(comparison):
-    assert comparison["restore_ratios"]["engine-restore/zstd-d"] >= 1.5
+    # The target is against single-threaded zstd -d.  The zstd CLI's default
+    # also writes on a second thread; that ratio is reported, not asserted.
+    assert comparison["restore_ratios"]["engine-restore/zstd-d-1thread"] >= 1.5
 
 
 def test_latency_model_overlap():
