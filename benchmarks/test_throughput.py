@@ -73,3 +73,17 @@ def test_verify(benchmark, archive, reader):
     report = benchmark.pedantic(lambda: verify(archive, pure=reader == "pure"), rounds=3,
                                 iterations=1)
     _record(benchmark, report.raw_bytes)
+
+
+def test_restore(benchmark, bench_dc, archive):
+    """The whole restore onto the DC in DSRM (pre-flight, the pass that stages
+    and verifies, swap); the DC is booted again afterwards."""
+    from ntdsbackup.phases.restore import restore
+
+    bench_dc.stop()
+    try:
+        result = benchmark.pedantic(lambda: restore(archive, bench_dc.name), rounds=3,
+                                    iterations=1)
+        _record(benchmark, result.plan.total_bytes)
+    finally:
+        bench_dc.start()
