@@ -170,6 +170,40 @@ def test_extract_leaves_no_partial_files_on_failure(archive, tmp_path):
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
 
 
+def _with_index(archive: bytes, edit) -> bytes:
+    """The archive with its seek index's JSON rewritten by edit(index)."""
+    import json
+
+    at, _, length = frames_of(archive)[-1]
+    body = archive[at + 8:at + length]
+    index = json.loads(body[:struct.unpack_from("<I", body, len(body) - 12)[0]])
+    edit(index)
+    return archive[:at] + pack_index(json.dumps(index).encode())
+
+
+@pytest.mark.parametrize("where", ["missing", "a chunk frame", "past the index", "string"])
+def test_seek_index_with_a_bad_trailer_offset(archive, tmp_path, where):
+    """A damaged index is an ArchiveError for read_documents (which restore
+    plans from), never a KeyError or a tar error; and a full read, by either
+    reader, checks the index's trailer offset against the trailer it found."""
+    from ntdsbackup.archive.ops import read_documents
+
+    chunk_at = next(off for off, magic, _ in frames_of(archive) if magic == 0x184D2A5E)
+    edits = {"missing": lambda ix: ix.pop("trailer_offset"),
+             "a chunk frame": lambda ix: ix.update(trailer_offset=chunk_at),
+             "past the index": lambda ix: ix.update(trailer_offset=len(archive) * 2),
+             "string": lambda ix: ix.update(trailer_offset="12")}
+    path = tmp_path / "a.tar.zst"
+    path.write_bytes(_with_index(archive, edits[where]))
+    with open(path, "rb") as fh, pytest.raises(ArchiveError):
+        read_documents(fh)
+    for pure in (False, True):
+        with pytest.raises(ArchiveError, match="seek index says the trailer"):
+            verify(path, pure=pure)
+    with pytest.raises(ArchiveError):
+        describe(path)
+
+
 def test_describe_uses_the_seek_index(archive, tmp_path):
     path = tmp_path / "a.tar.zst"
     path.write_bytes(archive)

@@ -143,10 +143,12 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
     report = ReadReport(manifest, {})
     chunk_frames = 0
     while True:
+        at = frames.offset
         data = frames.meta("a member header or the trailer")
         tar, info = _tar_info(data)
         if info.name == TRAILER_NAME:
             report.trailer = load_doc(tar, info, "the trailer")
+            report.trailer_offset = at
             if len(data) < info.offset_data + info.size + padding(info.size) + 1024 or \
                     any(data[info.offset_data + info.size + padding(info.size):]):
                 raise ArchiveError("the trailer is not followed by the end-of-archive blocks")
@@ -174,7 +176,7 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
         pad = padding(member.size)
         if pad and frames.meta(f"the padding of {member.name}") != bytes(pad):
             raise ArchiveError(f"the padding after {member.name} is not zero")
-    frames.expect_index()
+    report.index = frames.expect_index()
     report.archive_bytes = frames.offset
     report.chunk_frames = chunk_frames
     cross_check(report)

@@ -145,12 +145,17 @@ def _seekable(fh) -> bool:
 
 def _one_document(fh, offset: int, what: str) -> dict:
     fh.seek(offset)
-    frame = next(iter(FrameReader(fh)))
-    with tarfile.open(fileobj=io.BytesIO(frame.data), mode="r:") as tar:
-        info = tar.next()
-        if info is None:
-            raise ArchiveError(f"no {what} member")
-        return load_doc(tar, info, what)
+    frame = next(iter(FrameReader(fh, offset=offset)), None)
+    if frame is None or frame.header.is_chunk:
+        raise ArchiveError(f"no metadata frame holding {what} at offset {offset}")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(frame.data), mode="r:") as tar:
+            info = tar.next()
+            if info is None:
+                raise ArchiveError(f"no {what} member")
+            return load_doc(tar, info, what)
+    except tarfile.TarError as exc:
+        raise ArchiveError(f"{what} at offset {offset} is not a tar member: {exc}") from None
 
 
 def read_documents(fh) -> dict:
@@ -169,11 +174,14 @@ def read_documents(fh) -> dict:
     if start < 0:
         raise ArchiveError("seek index footer points outside the archive")
     fh.seek(start)
-    reader = FrameReader(fh)
+    reader = FrameReader(fh, offset=start)
     for _ in reader:
         raise ArchiveError("unexpected frame where the seek index should be")
     index = reader.index
+    trailer_at = index.get("trailer_offset")
+    if not isinstance(trailer_at, int) or not 0 < trailer_at < start:
+        raise ArchiveError(f"the seek index gives no valid trailer offset ({trailer_at!r})")
     manifest = _one_document(fh, 0, "the manifest")
-    trailer = _one_document(fh, int(index["trailer_offset"]), "the trailer")
+    trailer = _one_document(fh, trailer_at, "the trailer")
     return {"manifest": manifest, "trailer": trailer, "archive_bytes": end, "verified": False,
             "index": index}

@@ -69,9 +69,9 @@ class Frame:
 class FrameReader:
     """Yields verified frames from a binary stream, then checks the seek index."""
 
-    def __init__(self, fileobj, *, decode: bool = True):
+    def __init__(self, fileobj, *, decode: bool = True, offset: int = 0):
         self._f = fileobj
-        self.offset = 0
+        self.offset = offset      # of the stream's position, for messages
         self.index: dict | None = None
         self._decode = decode     # False: check the structure only, yield data=None
         self._dctx = zstandard.ZstdDecompressor()
@@ -221,6 +221,8 @@ class ReadReport:
     files: list[MemberResult] = field(default_factory=list)
     archive_bytes: int = 0
     chunk_frames: int = 0
+    trailer_offset: int | None = None   # where the trailer's frame starts
+    index: dict = field(default_factory=dict)
 
     @property
     def raw_bytes(self) -> int:
@@ -278,6 +280,7 @@ def read_archive(fileobj, consumer: Consumer | None = None,
         while (info := tar.next()) is not None:
             if info.name == TRAILER_NAME:
                 trailer = load_doc(tar, info, "the trailer")
+                report.trailer_offset = stream.current.offset
                 break
             current = check_member(info)
             consumer.open_member(current)
@@ -310,6 +313,7 @@ def read_archive(fileobj, consumer: Consumer | None = None,
     report.trailer = trailer
     report.archive_bytes = frames.offset
     report.chunk_frames = stream.chunk_frames
+    report.index = frames.index or {}
     cross_check(report)
     return report
 
@@ -339,6 +343,10 @@ def _attribute(exc: CorruptFrame, member: MemberResult | None, chunk_size) -> Ar
 
 
 def cross_check(report: ReadReport) -> None:
+    if report.index.get("trailer_offset") != report.trailer_offset:
+        raise ArchiveError(f"the seek index says the trailer is at offset "
+                           f"{report.index.get('trailer_offset')!r}, it is at "
+                           f"{report.trailer_offset}")
     trailer_files = report.trailer.get("files")
     if not isinstance(trailer_files, list) or len(trailer_files) != len(report.files):
         raise ArchiveError("the trailer's file list does not match the archive's members")
