@@ -111,16 +111,15 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
 
 
 def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,
-              on_run=None, warmup: bool = True) -> None:
+              on_run=None) -> None:
     """Round-robin: A B C, A B C, ... so drift hits every contender alike.
 
     One unrecorded round comes first.  On a virtual machine the first touch of
     a page of guest memory is several times dearer than reusing one: whichever
     contender first grows the working set (a new output file on tmpfs) would
     pay for it, and the contender after it would find its pages taken."""
-    if warmup:
-        for c in contenders:
-            measure(c, env)
+    for c in contenders:
+        measure(c, env)
     for i in range(repeat):
         for c in contenders:
             run = measure(c, env)
