@@ -1,0 +1,162 @@
+"""Signals: termination requests as exceptions, and sections that must not be
+interrupted.
+
+Every command treats SIGINT, SIGTERM and SIGHUP (on Windows: Ctrl-C,
+Ctrl-Break and the console's close event) alike: the signal becomes an
+:class:`Interrupted` exception (a KeyboardInterrupt, so every cleanup path
+written for Ctrl-C runs), handles are ended, partial files removed, and the
+process exits with 128 + the signal number (130, 143, 129).
+
+:func:`deferred` holds those signals back for a short critical section (the
+restore's registration and rename sequence): a signal that arrives inside it
+is remembered and raised when the section ends, at a point where the state
+on disk is whole again.  Only the main thread receives signals; elsewhere
+both functions are no-ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+__all__ = ["Interrupted", "TERMINATION_SIGNALS", "deferred", "exit_code_for_interrupt",
+           "install_termination_handlers"]
+
+
+def _termination_signals() -> tuple[int, ...]:
+    names = ("SIGINT", "SIGTERM", "SIGBREAK") if sys.platform == "win32" else \
+        ("SIGINT", "SIGTERM", "SIGHUP")
+    return tuple(getattr(signal, n) for n in names if hasattr(signal, n))
+
+
+TERMINATION_SIGNALS = _termination_signals()
+
+
+class Interrupted(KeyboardInterrupt):
+    """A termination signal, raised where the main thread was."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def exit_code_for_interrupt(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + N for signal N."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def install_termination_handlers() -> None:
+    """Make every termination signal raise Interrupted (the CLI calls this
+    once, before any work).  A signal ignored by the parent (nohup) stays
+    ignored."""
+    if not _in_main_thread():
+        return
+    for signum in TERMINATION_SIGNALS:
+        if signum != signal.SIGINT and signal.getsignal(signum) == signal.SIG_IGN:
+            continue
+        signal.signal(signum, _raise_interrupted)
+    _console.install()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold termination signals until the block ends, then raise the first
+    one that arrived (through the handler that was installed before)."""
+    if not _in_main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def remember(signum, _frame):
+        pending.append(signum)
+
+    previous = {}
+    try:
+        for signum in TERMINATION_SIGNALS:
+            previous[signum] = signal.signal(signum, remember)
+        with _console.holding():
+            yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if pending:
+        _deliver(pending[0], previous.get(pending[0]))
+
+
+def _deliver(signum: int, handler) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_IGN:
+        return
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:
+        raise Interrupted(signum)
+
+
+class _ConsoleControl:
+    """Windows only: closing the console window, logging off or shutting
+    down do not arrive as signals.  Windows calls a console control handler
+    on its own thread and ends the process when the handler returns; ours
+    waits (within the few seconds Windows grants) while a deferred section
+    runs, so the section finishes first.  Ctrl-C and Ctrl-Break still come
+    through the signal module."""
+
+    CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT = 2, 5, 6
+    WAIT_SECONDS = 4.5          # Windows allows about 5 s for a close event
+
+    def __init__(self):
+        self._idle = threading.Event()
+        self._idle.set()
+        self._depth = 0
+        self._callback = None   # kept alive: Windows holds only a raw pointer
+
+    def install(self) -> None:
+        if sys.platform != "win32" or self._callback is not None:
+            return
+        import ctypes
+        from ctypes import wintypes
+
+        proto = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)
+
+        def on_event(event: int) -> bool:
+            if event in (self.CTRL_CLOSE_EVENT, self.CTRL_LOGOFF_EVENT,
+                         self.CTRL_SHUTDOWN_EVENT):
+                self._idle.wait(self.WAIT_SECONDS)
+            return False        # let the next handler (the default) run
+
+        self._callback = proto(on_event)
+        ctypes.windll.kernel32.SetConsoleCtrlHandler(self._callback, True)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        self._depth += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._idle.set()
+
+
+_console = _ConsoleControl()
