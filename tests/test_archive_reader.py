@@ -11,6 +11,7 @@ import struct
 import pytest
 import zstandard
 
+import forge
 from forge import doc, forge_trailer, frames_of, meta_frame
 from ntdsbackup.archive import describe, extract, verify
 from ntdsbackup.archive.framing import (
@@ -96,7 +97,8 @@ def test_plain_zstd_tar_is_not_ours():
 
 
 def test_missing_trailer_is_incomplete():
-    data = meta_frame(document_member("ntdsbackup/manifest.json", doc(files=[]), 0))
+    data = meta_frame(document_member("ntdsbackup/manifest.json",
+                                      doc(files=[], chunk_size=CHUNK), 0))
     with pytest.raises(ArchiveError, match="incomplete"):
         verify(io.BytesIO(data))
 
@@ -115,9 +117,10 @@ def test_hostile_frame_sizes_are_refused_before_allocation():
     hdr = struct.pack("<IIIIIIQ16s", META_MAGIC, 40, 1, 10, 0x7FFFFFFF, 0, 0, bytes(16))
     with pytest.raises(ArchiveError, match="impossible"):
         verify(io.BytesIO(hdr))
+    good = forge.build()
     huge_index = struct.pack("<II", INDEX_MAGIC, 0xFFFFFFF0)
     with pytest.raises(ArchiveError, match="impossible size"):
-        verify(io.BytesIO(huge_index))
+        verify(io.BytesIO(good[:frames_of(good)[-1][0]] + huge_index))
 
 
 def test_lying_raw_size_is_refused():
@@ -127,10 +130,9 @@ def test_lying_raw_size_is_refused():
 
 
 def test_path_traversal_member_is_refused(tmp_path):
-    manifest = document_member("ntdsbackup/manifest.json", doc(files=[]), 0)
     evil = tar_header("../../evil.dit", 4, 0, {"SCHILY.xattr.user.ntdsb.bft": "0x44",
                                                "SCHILY.xattr.user.ntdsb.source": "\\\\X\\a"})
-    data = meta_frame(manifest, 0) + meta_frame(evil + b"evil" + bytes(508), 1)
+    data = forge.build([forge.database(), forge.Member("../../evil.dit", b"evil", header=evil)])
     with pytest.raises(ArchiveError, match="does not match its source"):
         extract(io.BytesIO(data), tmp_path / "out")
     assert not (tmp_path / "evil.dit").exists()
@@ -140,7 +142,7 @@ def test_path_traversal_member_is_refused(tmp_path):
 def test_symlink_member_is_refused(tmp_path):
     import tarfile
 
-    manifest = document_member("ntdsbackup/manifest.json", doc(files=[]), 0)
+    manifest = document_member("ntdsbackup/manifest.json", doc(files=[], chunk_size=CHUNK), 0)
     info = tarfile.TarInfo("database/ntds.dit")
     info.type = tarfile.SYMTYPE
     info.linkname = "/etc/passwd"
@@ -198,7 +200,7 @@ def test_seek_index_with_a_bad_trailer_offset(archive, tmp_path, where):
     with open(path, "rb") as fh, pytest.raises(ArchiveError):
         read_documents(fh)
     for pure in (False, True):
-        with pytest.raises(ArchiveError, match="seek index says the trailer"):
+        with pytest.raises(ArchiveError, match="seek index.*trailer"):
             verify(path, pure=pure)
     with pytest.raises(ArchiveError):
         describe(path)

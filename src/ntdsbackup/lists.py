@@ -61,6 +61,10 @@ def parse_multistring(data: bytes) -> list[ListEntry]:
     for raw in body[:-1].split("\x00"):
         if len(raw) < 2:
             raise ListFormatError(f"list entry {raw!r} has no path after its BFT code")
+        # Decoding joins a surrogate pair into one character: a BFT code is a
+        # single code unit, so a pair where it should be is a malformed list.
+        if ord(raw[0]) > 0xFFFF:
+            raise ListFormatError(f"list entry {raw!r} does not start with a one-unit BFT code")
         entries.append(ListEntry(ord(raw[0]), raw[1:]))
     return entries
 

@@ -40,7 +40,8 @@ INDEX_FOOTER_MAGIC = b"NTDSBSK1"
 
 # Hostile-input limits: no frame may ask us for more than this.
 MAX_RAW_SIZE = 64 * 1024 * 1024          # NTDSB_CHUNK_MAX
-MAX_INDEX_SIZE = 256 * 1024 * 1024
+MAX_META_SIZE = 8 * 1024 * 1024          # a metadata frame: the largest trailer, and then some
+MAX_INDEX_SIZE = 256 * 1024 * 1024       # read as a stream, never held whole
 
 
 def zstd_compress_bound(n: int) -> int:
