@@ -13,8 +13,11 @@ APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd ta
 SOURCES := pyproject.toml setup.py $(wildcard src/*.pyx src/pyx/*.pxi src/engine/*.c \
 	src/engine/*.h src/emu/*.c src/emu/*.h include/*.h)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The suite and the linters run tools by name (cython-lint runs pycodestyle):
+# every one of them must come from the venv, activated or not.
+VENV_PATH := PATH=$(abspath $(VENV))/bin:$$PATH
 
-.PHONY: all deps build test demo bench lint native-test clean distclean
+.PHONY: all deps build test demo bench lint native-test fuzz clean distclean
 
 all: build
 
@@ -44,14 +47,22 @@ $(VENV)/.built: $(VENV)/bin/activate $(SOURCES)
 build: deps $(VENV)/.built
 
 test: build
-	$(PY) -m pytest -q tests
+	$(VENV_PATH) $(PY) -m pytest -q tests
 
 native-test: build
-	$(PY) -m pytest -q tests/test_native.py
+	$(VENV_PATH) $(PY) -m pytest -q tests/test_native.py
+
+# A long fuzzing run (tests/test_fuzz.py: both archive readers, the seek-index
+# reader and the multi-string parser); `make test` runs the same targets
+# briefly.  FUZZ_EXAMPLES examples per target; the executions are printed.
+FUZZ_EXAMPLES ?= 20000
+fuzz: build
+	NTDSB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV_PATH) $(PY) -m pytest -q -s -p no:cacheprovider \
+		tests/test_fuzz.py --hypothesis-show-statistics
 
 lint: build
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/cython-lint src/_ntdsbcli.pyx src/pyx
+	$(VENV_PATH) $(VENV)/bin/ruff check src tests benchmarks
+	$(VENV_PATH) $(VENV)/bin/cython-lint src/_ntdsbcli.pyx src/pyx
 
 demo: build
 	$(PY) -m ntdsbackup.demo --root $(DEMO_ROOT) --size $(DEMO_SIZE)

@@ -168,13 +168,18 @@ def test_offline_dc_writes_nothing(dc, tmp_path):
     path = tmp_path / "a.tar.zst"
     with pytest.raises(errors.DCStateError, match="not running"):
         backup("DC01", path)
-    assert not path.exists() and not path.with_name("a.tar.zst.partial").exists()
+    assert _leftovers(path) == []
     assert trace_calls(dc) == ["DsIsNTDSOnlineW"]
+
+
+def _leftovers(path: Path) -> list[str]:
+    """Whatever a backup to `path` left in its folder (the emulator root aside)."""
+    return sorted(p.name for p in path.parent.iterdir() if p.name != "emu")
 
 
 def _expect_clean_failure(dc, path):
     assert not path.exists(), "a final archive exists after a failure"
-    assert not path.with_name(path.name + ".partial").exists()
+    assert _leftovers(path) == [], "a temporary file outlived the failure"
     calls = trace_calls(dc)
     assert calls.count("DsBackupEnd") == 1 and calls[-1] == "DsBackupEnd"
     assert "DsBackupTruncateLogs" not in calls
@@ -217,7 +222,7 @@ def test_dc_going_offline_midway(big_dc, tmp_path):
     with pytest.raises(errors.EngineError) as info:
         backup("DC01", path, chunk_size=CHUNK)
     assert info.value.hresult == 0xC7FF000D
-    assert not path.exists() and not path.with_name(path.name + ".partial").exists()
+    assert _leftovers(path) == []
     calls = trace_calls(big_dc)
     assert calls.count("DsBackupEnd") == 1 and calls[-1] == "DsBackupEnd"
     assert big_dc.mode == "dsrm"
@@ -301,21 +306,33 @@ def test_sigint_stops_cleanly(make_dc, tmp_path):
                              "-o", str(path), "--chunk-size", "256KiB"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    partial = path.with_name(path.name + ".partial")
-    while not partial.exists() and time.monotonic() < deadline:
+    # The temporary file is hidden beside the archive, its name unpredictable.
+    while not list(tmp_path.glob(".a.tar.zst.*.partial")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)
+    while "DsBackupRead" not in trace_calls(dc) and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
     _expect_clean_failure(dc, path)
 
 
 def test_hostile_destination_is_reported(dc, tmp_path):
+    enable_trace(dc)
     with pytest.raises(OSError):
         backup("DC01", tmp_path / "no" / "such" / "dir" / "a.tar.zst")
+    assert trace_calls(dc) == []            # refused before the DC was asked anything
     ntdsbackup.open_provider().backup_prepare("DC01").end()
+
+
+def test_overwrite_replaces_an_older_archive(dc, tmp_path):
+    path = tmp_path / "a.tar.zst"
+    path.write_bytes(b"an older archive\n")
+    summary = backup("DC01", path, chunk_size=CHUNK, truncate=False, overwrite=True)
+    assert path.stat().st_size == summary.bytes_written
+    verify(path)
+    assert _leftovers(path) == ["a.tar.zst"]
 
 
 def test_sink_that_fails_midway(big_dc, tmp_path):

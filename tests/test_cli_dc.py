@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,15 @@ def test_dc_create_refuses_to_overwrite_and_bad_names(emu_root):
     assert r.returncode != 0 and "already exists" in r.stderr
     r = cli("dc", "create", "DC_08", "--size", "2MiB", check=False)
     assert r.returncode != 0 and "invalid DC name" in r.stderr
+    assert not [p for p in emu_root.iterdir() if p.name.startswith(".")]
+
+
+def test_dc_create_refuses_more_than_the_free_space(emu_root):
+    r = cli("dc", "create", "HUGE", "--size", "16TiB", check=False)
+    assert r.returncode == 7, r.stderr
+    assert "not enough free space" in r.stderr and "16.0 TiB" in r.stderr
+    assert "free" in r.stderr and "Traceback" not in r.stderr
+    assert list(emu_root.iterdir()) == []
 
 
 def test_dc_from_a_real_ese_database(emu_root, tmp_path):
@@ -57,27 +67,28 @@ def test_dc_from_a_real_ese_database(emu_root, tmp_path):
     cli("verify", str(archive))
     cli("dc", "stop", "IFM01")
     cli("restore", str(archive), "--server", "IFM01")
+    # Byte for byte before the DC starts (starting attaches it: its header changes).
+    restored = (emu_root / "IFM01" / "NTDS" / "ntds.dit").read_bytes()
+    assert restored == dit.read_bytes()
     out = cli("dc", "start", "IFM01", "--json").stdout
     started = json.loads(out)
     assert started["checked"] and started["report"]["pages_bad"] == 0
-    restored = (emu_root / "IFM01" / "NTDS" / "ntds.dit").read_bytes()
-    assert restored == dit.read_bytes()
 
 
 def test_accounts_and_faults_from_the_cli(emu_root, tmp_path):
     cli("dc", "create", "DC09", "--size", "2MiB", "--log-size", "256KiB")
-    r = subprocess.run([sys.executable, "-m", "ntdsbackup", "dc", "account", "DC09",
-                        "CORP\\op", "--privileges", "backup"], input="s3cret\n",
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    cli("dc", "account", "DC09", "CORP\\op", "--privileges", "backup", "--password-file",
+        str(password))
     cli("dc", "account", "DC09", "CORP\\nobody", "--default-privileges", "--privileges", "")
-    env_ok = subprocess.run([sys.executable, "-m", "ntdsbackup", "backup", "--server", "DC09",
-                             "-o", str(tmp_path / "a.tar.zst"), "--user", "CORP\\op"],
-                            input="s3cret\n", capture_output=True, text=True)
-    assert env_ok.returncode == 0, env_ok.stderr
+    file_ok = cli("backup", "--server", "DC09", "-o", str(tmp_path / "a.tar.zst"), "--user",
+                  "CORP\\op", "--password-file", str(password), check=False)
+    assert file_ok.returncode == 0, file_ok.stderr
     bad = subprocess.run([sys.executable, "-m", "ntdsbackup", "backup", "--server", "DC09",
                           "-o", str(tmp_path / "b.tar.zst"), "--user", "CORP\\op"],
-                         input="wrong\n", capture_output=True, text=True)
+                         env={**os.environ, "NTDSB_PASSWORD": "wrong"}, capture_output=True,
+                         text=True)
     assert bad.returncode == 4 and "ERROR_ACCESS_DENIED" in bad.stderr
     anonymous = cli("backup", "--server", "DC09", "-o", str(tmp_path / "c.tar.zst"),
                     check=False)

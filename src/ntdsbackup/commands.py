@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
-import sys
 
 from .emu import EmulatedDC, status_text
 
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, default=str), flush=True)
-
-
-def _read_password(prompt: str) -> str:
-    env = os.environ.get("NTDSB_PASSWORD")
-    if env is not None:
-        return env
-    if sys.stdin.isatty():
-        return getpass.getpass(prompt)
-    line = sys.stdin.readline()
-    return line.rstrip("\r\n")
 
 
 def add_archive_commands(sub, common) -> None:
@@ -109,10 +96,11 @@ def dc_account(args) -> int:
         dc.save_config(cfg)
         print(f"callers without an identity now have: {','.join(cfg.default_privileges) or '-'}")
         return 0
-    domain, sep, user = args.user.partition("\\")
-    if not sep or not domain or not user:
-        raise ValueError("give the user as DOMAIN\\user")
-    password = _read_password(f"password for {args.user}: ")
+    from .credentials import read_password
+
+    domain, _, user = args.user.partition("\\")
+    password = read_password(f"password for {args.user}: ", password_file=args.password_file,
+                             password_command=args.password_command)
     cfg.set_account(Account.create(domain, user, password, args.privileges))
     dc.save_config(cfg)
     print(f"account {args.user} set on {dc.name}")

@@ -1,65 +1,110 @@
-"""backup, verify, ls and extract subcommands."""
+"""backup, verify, ls, extract, restore and bench subcommands."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 
-from .argtypes import size_arg
+from .argtypes import (
+    CHUNK_RULE,
+    LEVEL_MAX,
+    LEVEL_MIN,
+    check_dit_size,
+    chunk_size_arg,
+    dit_size_arg,
+    level_arg,
+    repeat_arg,
+    ring_arg,
+    sweep_axes_arg,
+    threads_arg,
+    user_arg,
+)
+from .credentials import add_password_options
 from .fsutil import format_size, parse_size
+
+_THREADS_HELP = "threads (default 0: one per CPU; at most 256)"
 
 
 def _identity_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", help="DOMAIN\\user for DsSetAuthIdentity (password from "
-                                  "$NTDSB_PASSWORD or a prompt); default: the process identity")
+    p.add_argument("--user", type=user_arg,
+                   help="DOMAIN\\user for DsSetAuthIdentity (password from --password-file, "
+                        "--password-command, $NTDSB_PASSWORD or a prompt on the terminal); "
+                        "default: the process identity")
+    add_password_options(p)
+
+
+def _validate_identity(parser: argparse.ArgumentParser, args) -> None:
+    for option in ("password_file", "password_command"):
+        if getattr(args, option) is not None and not args.user:
+            parser.error(f"argument --{option.replace('_', '-')}: needs --user")
+
+
+def _validate_bench(parser: argparse.ArgumentParser, args) -> None:
+    problem = check_dit_size(args.size, args.page_size)
+    if problem:
+        parser.error(f"argument --size: {problem}")
+    if args.plot and not args.sweep:
+        parser.error("argument --plot: needs --sweep")
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--level", type=level_arg, default=1, metavar="N",
+                   help=f"zstd level, {LEVEL_MIN} to {LEVEL_MAX} (negative: faster; "
+                        "default 1)")
+    p.add_argument("--threads", type=threads_arg, default=0,
+                   help=f"hash/compress {_THREADS_HELP}")
+    p.add_argument("--chunk-size", type=chunk_size_arg, default=1 << 20, metavar="SIZE",
+                   help=f"bytes per chunk and per DsBackupRead: {CHUNK_RULE} (default 1MiB)")
+    p.add_argument("--ring", type=ring_arg, default=0, metavar="N",
+                   help="buffers in the read ring, 2 to 256 (default 0: threads + 2)")
 
 
 def add_parsers(sub, common) -> None:
     p = sub.add_parser("backup", parents=[common], help="back up a DC to an archive")
     p.add_argument("--server", required=True, help="the DC, e.g. DC01 or \\\\DC01")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="archive to write (*.tar.zst), or - for standard output")
-    p.add_argument("--level", type=int, default=1, help="zstd level (default 1)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="hash/compress threads (default: CPU count)")
-    p.add_argument("--chunk-size", type=size_arg, default=1 << 20, metavar="SIZE",
-                   help="bytes per chunk and per DsBackupRead: a multiple of 8KiB, at least "
-                        "24KiB (default 1MiB)")
-    p.add_argument("--ring", type=int, default=0, metavar="N",
-                   help="buffers in the read ring (default threads + 2)")
+                   help="archive to write (*.tar.zst), or - for standard output; an existing "
+                        "FILE is refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing FILE (the entry itself: a symlink there is "
+                        "replaced, never written through)")
+    _engine_args(p)
     p.add_argument("--no-truncate", action="store_true",
                    help="skip DsBackupTruncateLogs after the backup")
     p.add_argument("--json", action="store_true",
-                   help="JSON-lines progress and a final JSON summary")
+                   help="JSON-lines progress and a final JSON summary (on standard error "
+                        "with -o -)")
     _identity_args(p)
+    p.set_defaults(_validate=functools.partial(_validate_identity, p))
 
     p = sub.add_parser("bench", parents=[common],
                        help="measure the engine side by side with its baselines")
-    p.add_argument("--size", type=size_arg, default=parse_size("1GiB"),
+    p.add_argument("--size", type=dit_size_arg, default=parse_size("1GiB"),
                    help="size of the emulated ntds.dit (default 1GiB)")
     p.add_argument("--page-size", type=int, choices=(8192, 32768), default=8192)
-    p.add_argument("--repeat", type=int, default=3, help="alternating runs per contender")
-    p.add_argument("--level", type=int, default=1)
-    p.add_argument("--threads", type=int, default=0, help="default: CPU count")
-    p.add_argument("--chunk-size", type=size_arg, default=1 << 20, metavar="SIZE")
-    p.add_argument("--ring", type=int, default=0, metavar="N")
+    p.add_argument("--repeat", type=repeat_arg, default=3,
+                   help="alternating runs per contender (1 to 1000, default 3)")
+    _engine_args(p)
     p.add_argument("--work-dir", metavar="DIR",
                    help="where the DC and every output live (default: /dev/shm if present)")
     p.add_argument("--no-restore", action="store_true", help="backup contenders only")
-    p.add_argument("--sweep", metavar="AXES",
+    p.add_argument("--sweep", metavar="AXES", type=sweep_axes_arg,
                    help="instead: sweep the engine over comma-separated axes "
                         "(threads,chunk,ring,level)")
     p.add_argument("--plot", metavar="FILE.png", help="with --sweep: draw the sweep")
     p.add_argument("--latency-model", action="store_true",
                    help="instead: the RPC latency model (read cost = compression cost)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(_validate=functools.partial(_validate_bench, p))
 
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
     p.add_argument("archive", help="archive path, or - for standard input")
-    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--threads", type=threads_arg, default=0,
+                   help=f"decompression {_THREADS_HELP}")
     p.add_argument("--pure", action="store_true",
                    help="use the pure-Python reader (zstandard + xxhash) instead of the engine")
     p.add_argument("--json", action="store_true")
@@ -72,17 +117,25 @@ def add_parsers(sub, common) -> None:
                        help="write the backed-up files to a folder (no DC involved)")
     p.add_argument("archive", help="archive path, or - for standard input")
     p.add_argument("directory")
-    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files that exist and symlinked folders below DIRECTORY (the "
+                        "entries themselves, never what they point at)")
+    p.add_argument("--threads", type=threads_arg, default=0,
+                   help=f"decompression {_THREADS_HELP}")
     p.add_argument("--pure", action="store_true", help="use the pure-Python reader")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("restore", parents=[common],
                        help="restore an archive onto a DC in Directory Services Restore Mode")
-    p.add_argument("archive", help="archive path, or - for standard input")
+    p.add_argument("archive", nargs="?", default=None,
+                   help="archive path, or - for standard input")
+    p.add_argument("--recover", action="store_true",
+                   help="instead, settle a restore of the DC that was killed (from its record)")
     p.add_argument("--server", required=True, help="the DC, e.g. DC01")
     p.add_argument("--dry-run", action="store_true",
                    help="run every check and print the plan; change nothing")
-    p.add_argument("--threads", type=int, default=0, help="decompression threads")
+    p.add_argument("--threads", type=threads_arg, default=0,
+                   help=f"decompression {_THREADS_HELP}")
     p.add_argument("--allow-other-server", action="store_true",
                    help="restore a backup taken of another DC")
     p.add_argument("--spool-dir", metavar="DIR",
@@ -90,6 +143,12 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON-lines progress and a final JSON result")
     _identity_args(p)
+    p.set_defaults(_validate=functools.partial(_validate_identity, p), restore_parser=p)
+
+
+def stdout_carries_archive(args) -> bool:
+    """backup -o -: standard output is the archive and nothing else."""
+    return getattr(args, "command", None) == "backup" and getattr(args, "output", None) == "-"
 
 
 def dispatch(args) -> int:
@@ -98,16 +157,17 @@ def dispatch(args) -> int:
             "bench": cmd_bench}[args.command](args)
 
 
-def _identity(args):
+def _identity(args, *, stdin_is_data: bool = False):
     if not getattr(args, "user", None):
         return None
-    from .commands import _read_password
+    from .credentials import read_password
     from .phases.backup import Identity
 
-    domain, sep, user = args.user.partition("\\")
-    if not sep:
-        raise ValueError("give --user as DOMAIN\\user")
-    return Identity(user, domain, _read_password(f"password for {args.user}: "))
+    domain, _, user = args.user.partition("\\")
+    password = read_password(f"password for {args.user}: ", password_file=args.password_file,
+                             password_command=args.password_command,
+                             stdin_is_data=stdin_is_data)
+    return Identity(user, domain, password)
 
 
 def _progress_for(args, to_stdout: bool):
@@ -122,14 +182,23 @@ def _progress_for(args, to_stdout: bool):
 def cmd_backup(args) -> int:
     from .phases.backup import backup
 
-    to_stdout = args.output == "-"
+    to_stdout = stdout_carries_archive(args)
     if to_stdout and sys.stdout.isatty():
         raise ValueError("refusing to write a binary archive to a terminal; use -o FILE "
                          "or redirect standard output")
+    identity = _identity(args)
     progress = _progress_for(args, to_stdout)
-    summary = backup(args.server, args.output, identity=_identity(args), level=args.level,
-                     threads=args.threads, chunk_size=args.chunk_size, ring_depth=args.ring,
-                     truncate=not args.no_truncate, progress=progress)
+    dest = _take_stdout() if to_stdout else args.output
+    try:
+        summary = backup(args.server, dest, identity=identity, level=args.level,
+                         threads=args.threads, chunk_size=args.chunk_size,
+                         ring_depth=args.ring, truncate=not args.no_truncate,
+                         overwrite=args.overwrite, progress=progress)
+    finally:
+        if to_stdout:
+            os.close(dest)
+    if to_stdout:
+        summary.archive = "<stdout>"
     if args.json:
         progress.emit_json({"event": "summary", **summary.as_dict()})
     else:
@@ -151,6 +220,17 @@ def cmd_backup(args) -> int:
                      f"NOT truncated ({summary.truncate_error or '--no-truncate'})"), file=out)
         print(f"archive: {summary.archive}", file=out)
     return 0
+
+
+def _take_stdout() -> int:
+    """The archive's own descriptor: standard output's, moved aside.  The
+    process's standard output then points at standard error, so that
+    nothing printed by anyone (this package, a library, the provider) can
+    land inside the archive."""
+    sys.stdout.flush()
+    fd = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return fd
 
 
 def cmd_verify(args) -> int:
@@ -208,7 +288,8 @@ def cmd_ls(args) -> int:
 def cmd_extract(args) -> int:
     from .archive import extract
 
-    report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure)
+    report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure,
+                     overwrite=args.overwrite)
     if args.json:
         print(json.dumps({"event": "extracted", "directory": os.fspath(args.directory),
                           "files": [f.name for f in report.files],
@@ -221,12 +302,25 @@ def cmd_extract(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .phases.restore import restore
+    from .phases.restore import recover, restore
     from .progress import Progress
 
+    if args.recover and (args.archive is not None or args.dry_run):
+        args.restore_parser.error("--recover takes no archive and no --dry-run")
+    if not args.recover and args.archive is None:
+        args.restore_parser.error("the archive is required (or --recover)")
     progress = Progress("json", sys.stdout) if args.json else \
         Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
-    result = restore(args.archive, args.server, identity=_identity(args), dry_run=args.dry_run,
+    if args.recover:
+        outcome = recover(args.server, identity=_identity(args))
+        if args.json:
+            progress.emit_json({"event": "result", **outcome.as_dict()})
+        else:
+            print(outcome.text())
+        return 0
+    # Standard input may be the archive: the password never comes from there.
+    identity = _identity(args, stdin_is_data=args.archive == "-")
+    result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
                      threads=args.threads, progress=progress,
                      allow_other_server=args.allow_other_server, spool_dir=args.spool_dir)
     if args.json:
@@ -257,7 +351,7 @@ def cmd_bench(args) -> int:
     common = dict(work_dir=args.work_dir, repeat=args.repeat, level=args.level,
                   threads=args.threads, chunk_size=args.chunk_size, on_run=on_run)
     if args.sweep:
-        result = bench.sweep(args.size, [a.strip() for a in args.sweep.split(",")], **common)
+        result = bench.sweep(args.size, args.sweep, **common)
         text = render.sweep_text(result)
         if args.plot:
             from .bench.plot import plot_sweeps

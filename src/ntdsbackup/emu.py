@@ -9,6 +9,7 @@ is the full contract.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ from pathlib import Path
 
 from .emuconf import DCConfig
 from .errors import DCStateError, NtdsbackupError
-from .fsutil import atomic_write_text, fsync_dir
+from .fsutil import atomic_write_text, format_size, fsync_dir
+from .platform.processes import pid_alive
+from .platform.signals import deferred
 
 __all__ = ["default_emu_root", "emu_root", "use_emu_root", "EmulatedDC", "RestoreState"]
 
@@ -28,6 +31,9 @@ _LOG_NAME = re.compile(r"^edb([0-9A-Fa-f]{5})\.log$")
 # Server names become folder names: no separators, no underscore (the API
 # refuses underscores), nothing that escapes the root.
 _BAD_NAME = re.compile(r"[\\/_:*?\"<>|\x00-\x1f]")
+# Free space kept beyond what a new DC needs: the file system's own
+# metadata, and room for the configuration and journal files written later.
+SPACE_MARGIN = 64 << 20
 
 
 def default_emu_root() -> Path:
@@ -136,19 +142,32 @@ class EmulatedDC:
                from_file: os.PathLike | str | None = None, domain: str = "CORP",
                tombstone_days: int = 180, log_size: int | None = None,
                log_count: int | None = None, force: bool = False) -> None:
-        """Write the DC's folder: dc.conf, mode=online and NTDS/ with real ESE files."""
+        """Write the DC's folder: dc.conf, mode=online and NTDS/ with real ESE files.
+
+        The DC is built in a hidden staging folder ``.NAME.creating<pid>``
+        and renamed into place when complete; the staging folder is removed
+        on every failure and signal, and one left by a killed process is
+        removed by the next create of that name.  Free space is checked
+        before anything is written."""
         from . import dcdata
 
-        if self.path.exists():
-            if not force:
-                raise NtdsbackupError(f"{self.path} already exists (use --force to replace it)")
-            shutil.rmtree(self.path)
+        replacing = self.path.exists()
+        if replacing and not force:
+            raise NtdsbackupError(f"{self.path} already exists (use --force to replace it)")
         self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_staging()
+        dit_size = os.stat(from_file).st_size if from_file is not None else size
+        logs = (log_size or dcdata.default_log_size(dit_size)) * (
+            (log_count if log_count is not None else dcdata.DEFAULT_LOG_COUNT) + 1)
+        # The DC being replaced is removed first: its space counts as free.
+        self._check_space(dit_size, logs, _tree_bytes(self.path) if replacing else 0)
+        if replacing:
+            shutil.rmtree(self.path)
         staging = self.root / f".{self.name}.creating{os.getpid()}"
-        if staging.exists():
-            shutil.rmtree(staging)
-        (staging / "NTDS").mkdir(parents=True)
         try:
+            if staging.exists():
+                shutil.rmtree(staging)      # this pid's, so from a process long gone
+            (staging / "NTDS").mkdir(parents=True)
             kwargs = {}
             if log_size is not None:
                 kwargs["log_size"] = log_size
@@ -162,11 +181,33 @@ class EmulatedDC:
             DCConfig(name=self.name, domain=domain, tombstone_days=tombstone_days).save(
                 staging / "dc.conf")
             atomic_write_text(staging / "mode", ONLINE + "\n")
-            os.replace(staging, self.path)
-            fsync_dir(self.root)
+            with deferred():
+                os.replace(staging, self.path)
+                fsync_dir(self.root)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            with deferred():            # a second signal must not cut the cleanup short
+                shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def _remove_stale_staging(self) -> None:
+        """Staging folders of this name whose process is gone (killed with no
+        chance to clean up)."""
+        pattern = re.compile(re.escape(f".{self.name}.creating") + r"(\d+)")
+        for entry in os.scandir(self.root):
+            m = pattern.fullmatch(entry.name)
+            if m and entry.is_dir(follow_symlinks=False) and not pid_alive(int(m.group(1))):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _check_space(self, dit_size: int, log_bytes: int, reclaimed: int = 0) -> None:
+        need = dit_size + log_bytes + SPACE_MARGIN
+        free = shutil.disk_usage(self.root).free + reclaimed
+        if need > free:
+            exc = OSError(f"not enough free space under {self.root}: the DC needs "
+                          f"{format_size(need)} (database {format_size(dit_size)}, logs "
+                          f"{format_size(log_bytes)}, margin {format_size(SPACE_MARGIN)}), "
+                          f"{format_size(free)} free")
+            exc.errno = errno.ENOSPC
+            raise exc
 
     def stop(self) -> None:
         """Reboot into Directory Services Restore Mode (the DS stops)."""
@@ -189,7 +230,9 @@ class EmulatedDC:
             raise DCStateError(
                 f"{self.name}: a restore was registered but never completed "
                 "(DsRestoreRegisterComplete was not called); the directory service "
-                "will not start. Run the restore again.")
+                "will not start. If a restore was killed, `ntdsbackup restore --recover "
+                f"--server {self.name}` completes or undoes it; otherwise run the restore "
+                "again.")
         if rs.hr != 0:
             from .errors import format_hresult
 
@@ -255,6 +298,19 @@ class EmulatedDC:
             "database": dcdata.describe(self.ntds_dir) if dit.exists() else None,
         }
         return out
+
+
+def _tree_bytes(path: Path) -> int:
+    """Disk space held by the files below `path` (allocated blocks where known)."""
+    total = 0
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            total += getattr(st, "st_blocks", st.st_size // 512) * 512
+    return total
 
 
 def status_text(st: dict) -> str:

@@ -1,4 +1,4 @@
-"""verify, ls and extract over the pure-Python reader."""
+"""verify and ls over the pure-Python reader (extract is in extract.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import contextlib
 import io
 import os
 import sys
-import tarfile
-from pathlib import Path
 
 from ..errors import ArchiveError
-from ..fsutil import fsync_dir
+from .documents import read_document
+from .frameinput import FrameInput
 from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
-from .reader import Consumer, FrameReader, MemberResult, ReadReport, load_doc, read_archive
+from .members import MANIFEST_NAME, TRAILER_NAME
+from .reader import ReadReport, read_archive
 
 
 @contextlib.contextmanager
@@ -55,74 +55,6 @@ def verify(source, *, threads: int = 0, pure: bool = False) -> ReadReport:
         return read_archive(fh)
 
 
-class _Extractor(Consumer):
-    """Writes each member to DIR/<member name>.partial; renamed once the whole
-    archive has verified, removed otherwise."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.partials: list[tuple[Path, Path]] = []
-        self.fh = None
-
-    def open_member(self, member: MemberResult) -> None:
-        final = (self.target / member.name).resolve()
-        if self.target.resolve() not in final.parents:
-            raise ArchiveError(f"member {member.name!r} would land outside {self.target}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.with_name(final.name + ".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.fh = os.fdopen(fd, "wb")
-        self.partials.append((partial, final))
-
-    def block(self, member: MemberResult, data: bytes) -> None:
-        self.fh.write(data)
-
-    def close_member(self, member: MemberResult) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        self.fh = None
-
-    def commit(self) -> None:
-        for partial, final in self.partials:
-            os.replace(partial, final)
-        for parent in {final.parent for _, final in self.partials}:
-            fsync_dir(parent)
-
-    def abort(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-        for partial, _ in self.partials:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
-
-
-def extract(source, target_dir, *, threads: int = 0, pure: bool = False) -> ReadReport:
-    """Write the backed-up files (no DC involved) under target_dir, verified."""
-    target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True)
-    ex = _Extractor(target)
-    try:
-        with open_archive(source) as fh:
-            fd = None if pure else _fd_of(fh)
-            if fd is not None:
-                from .fastread import Target, read_fd
-
-                def open_member(m):
-                    ex.open_member(m)
-                    return Target(ex.fh.fileno())
-
-                report = read_fd(fd, open_member=open_member,
-                                 close_member=lambda m, t: ex.close_member(m), threads=threads)
-            else:
-                report = read_archive(fh, ex)
-        ex.commit()
-    except BaseException:
-        ex.abort()
-        raise
-    return report
-
-
 def describe(source) -> dict:
     """Manifest and trailer.  A seekable file is read through its seek index
     (no decompression of the data); a stream is read and verified in full."""
@@ -143,19 +75,11 @@ def _seekable(fh) -> bool:
         return False
 
 
-def _one_document(fh, offset: int, what: str) -> dict:
+def _one_document(fh, offset: int, name: str) -> dict:
+    """The document `name` from the metadata frame at `offset`, that frame
+    checked on its own exactly as a full read checks it."""
     fh.seek(offset)
-    frame = next(iter(FrameReader(fh, offset=offset)), None)
-    if frame is None or frame.header.is_chunk:
-        raise ArchiveError(f"no metadata frame holding {what} at offset {offset}")
-    try:
-        with tarfile.open(fileobj=io.BytesIO(frame.data), mode="r:") as tar:
-            info = tar.next()
-            if info is None:
-                raise ArchiveError(f"no {what} member")
-            return load_doc(tar, info, what)
-    except tarfile.TarError as exc:
-        raise ArchiveError(f"{what} at offset {offset} is not a tar member: {exc}") from None
+    return read_document(FrameInput(fh.read, offset), name)
 
 
 def read_documents(fh) -> dict:
@@ -174,14 +98,11 @@ def read_documents(fh) -> dict:
     if start < 0:
         raise ArchiveError("seek index footer points outside the archive")
     fh.seek(start)
-    reader = FrameReader(fh, offset=start)
-    for _ in reader:
-        raise ArchiveError("unexpected frame where the seek index should be")
-    index = reader.index
-    trailer_at = index.get("trailer_offset")
-    if not isinstance(trailer_at, int) or not 0 < trailer_at < start:
+    index = FrameInput(fh.read, start).index()      # checked, and the end of the archive
+    trailer_at = index["trailer_offset"]
+    if not 0 < trailer_at < start:
         raise ArchiveError(f"the seek index gives no valid trailer offset ({trailer_at!r})")
-    manifest = _one_document(fh, 0, "the manifest")
-    trailer = _one_document(fh, trailer_at, "the trailer")
+    manifest = _one_document(fh, 0, MANIFEST_NAME)
+    trailer = _one_document(fh, trailer_at, TRAILER_NAME)
     return {"manifest": manifest, "trailer": trailer, "archive_bytes": end, "verified": False,
             "index": index}

@@ -20,7 +20,7 @@ def run_engine_backup(args) -> dict:
     use_emu_root(args.root)
     s = backup(args.server, args.out, level=args.level, threads=args.threads,
                chunk_size=args.chunk_size, ring_depth=args.ring, serial=args.serial,
-               truncate=False)
+               truncate=False, overwrite=True)      # each run replaces the previous output
     return {"bytes": s.bytes_read, "seconds": s.seconds, "written": s.bytes_written,
             "stats": s.stats}
 

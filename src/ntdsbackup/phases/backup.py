@@ -6,16 +6,22 @@
     4 DsBackupGetDatabaseNamesW, per     8 DsBackupEnd, on every path
       file Open, Read loop, Close; DsBackupFree
 
-Nothing is written before step 2 succeeds.  A file destination is written as
-NAME.partial (mode 0600 whatever the umask: the archive holds every password
-hash of the domain), fsynced and renamed; on any failure the partial file is
-removed and no final archive exists.
+An output path that exists (a file, a directory, even a dangling symlink) is
+refused before anything is asked of the DC, unless overwrite is given.
+Nothing is written before step 2 succeeds.  A file destination is written to
+a new hidden file with an unpredictable name beside it, created exclusively
+(never through a symlink) with mode 0600 whatever the umask (the archive
+holds every password hash of the domain), fsynced and then given its final
+name, which must still be free unless overwrite is given (and then the entry
+is replaced, never written through).  On any failure or signal the
+temporary file is removed and no final archive exists.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -27,8 +33,9 @@ from .. import __version__
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
 from ..errors import DCStateError, NtdsbackupError
-from ..fsutil import fsync_dir
 from ..lists import BFT_LOG, ListEntry, parse_multistring
+from ..platform import files
+from ..platform.signals import deferred
 from ..provider import open_provider
 
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -39,7 +46,7 @@ DEFAULT_LEVEL = 1
 class Identity:
     user: str
     domain: str
-    password: str
+    password: str = field(repr=False)      # never in a log line or a traceback
 
 
 @dataclass
@@ -84,59 +91,80 @@ def _log_generation(path: str) -> int | None:
 
 
 class _Destination:
-    """Opens the sink: a path (partial file, renamed at commit), '-' (stdout),
-    or a binary file-like object."""
+    """Opens the sink: a path (a private temporary file beside it, given the
+    final name at commit), '-' (stdout), an open descriptor, or a binary
+    file-like object."""
 
-    def __init__(self, dest):
+    def __init__(self, dest, *, overwrite: bool = False):
         self.dest = dest
+        self.overwrite = overwrite
         self.final: Path | None = None
-        self.partial: Path | None = None
+        self.tmp: Path | None = None
         self.fd: int | None = None
         self.label = "<stream>"
+        if isinstance(dest, (str, os.PathLike)) and dest != "-":
+            self.final = Path(dest)
+            self.label = str(self.final)
+
+    def check(self) -> None:
+        """Refuse a taken name or a missing folder before the DC is asked anything."""
+        if self.final is None:
+            return
+        if not self.overwrite and os.path.lexists(self.final):
+            raise files.FileExists(self.final)
+        parent = self.final.parent
+        if not parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "the output's folder does not exist",
+                                    str(parent))
 
     def open(self) -> Sink:
         if self.dest == "-":
             self.label = "<stdout>"
             sys.stdout.flush()
             return Sink(fd=sys.stdout.fileno())
-        if isinstance(self.dest, (str, os.PathLike)):
-            self.final = Path(self.dest)
-            self.partial = self.final.with_name(self.final.name + ".partial")
-            self.label = str(self.final)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-            self.fd = os.open(self.partial, flags, 0o600)
-            os.fchmod(self.fd, 0o600)   # the umask cannot widen it, but an old file might be
+        if isinstance(self.dest, int):
+            self.label = f"<fd {self.dest}>"
+            return Sink(fd=self.dest)
+        if self.final is not None:
+            self.fd, self.tmp = files.create_private(
+                self.final.parent, prefix=f".{self.final.name[:200]}.", suffix=".partial")
             return Sink(fd=self.fd)
         if not hasattr(self.dest, "write"):
-            raise TypeError("dest must be a path, '-' or a binary file-like object")
+            raise TypeError("dest must be a path, '-', a descriptor or a binary file-like object")
         return Sink(fileobj=self.dest)
 
     def commit(self, sink: Sink) -> None:
         sink.flush(durable=True)
-        if self.fd is not None:
+        if self.tmp is not None:
             os.close(self.fd)
             self.fd = None
-            os.replace(self.partial, self.final)
-            fsync_dir(self.final.parent)
+            # Atomic: the name is taken now or never (FileExists), so a file
+            # that appeared during the backup is not replaced either.
+            files.commit(self.tmp, self.final, overwrite=self.overwrite)
+            self.tmp = None
+            files.fsync_dir(self.final.parent)
 
     def abort(self) -> None:
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
-        if self.partial is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.partial)
+        if self.tmp is not None:
+            files.remove_quietly(self.tmp)
+            self.tmp = None
 
 
 def backup(server: str, dest, *, provider=None, identity: Identity | None = None,
            level: int = DEFAULT_LEVEL, threads: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
            ring_depth: int = 0, serial: bool = False, truncate: bool = True,
-           progress=None) -> BackupSummary:
-    """Back up the DC `server` to `dest` (a path, '-' for stdout, or a binary
-    file-like object).  progress(event: dict) receives 'file' and 'progress'
-    events.  Returns a BackupSummary; raises on any failure, leaving no
-    archive under the final name."""
+           overwrite: bool = False, progress=None) -> BackupSummary:
+    """Back up the DC `server` to `dest` (a path, '-' for stdout, an open
+    descriptor, or a binary file-like object).  An existing path is refused
+    (platform.files.FileExists) unless overwrite.  progress(event: dict)
+    receives 'file' and 'progress' events.  Returns a BackupSummary; raises
+    on any failure, leaving no archive under the final name."""
+    out = _Destination(dest, overwrite=overwrite)
+    out.check()
     prov = provider or open_provider()
     emit = progress or (lambda event: None)
     t0 = time.monotonic()
@@ -147,7 +175,6 @@ def backup(server: str, dest, *, provider=None, identity: Identity | None = None
         raise DCStateError(f"the directory service on {server} is not running (DSRM?): "
                            "an online backup needs it running; nothing was written")
     ctx = prov.backup_prepare(server)                                    # step 3
-    out = _Destination(dest)
     try:
         sink = out.open()
         now = int(time.time())
@@ -182,7 +209,8 @@ def backup(server: str, dest, *, provider=None, identity: Identity | None = None
             "log_generations": log_generations, "stats": totals, "tool": _tool(),
             "finished": _iso(time.time()),
         })
-        out.commit(sink)             # every byte is safely written (fsynced, renamed)
+        with deferred():
+            out.commit(sink)         # every byte is safely written (fsynced, renamed)
 
         truncated, truncate_error = False, None
         if truncate:                                                     # step 6
@@ -194,11 +222,13 @@ def backup(server: str, dest, *, provider=None, identity: Identity | None = None
                 truncate_error = str(exc)
         ctx.free_token()                                                 # step 7
     except BaseException:
-        out.abort()
+        with deferred():             # a second signal must not cut the cleanup short
+            out.abort()
         raise
     finally:
         if not ctx.ended:
-            ctx.end()                                                    # step 8
+            with deferred():
+                ctx.end()                                                # step 8
     seconds = time.monotonic() - t0
     return BackupSummary(server, out.label, [r.trailer_entry() for r in run.records],
                          totals["bytes_read"], sink.offset, seconds, log_generations, truncated,

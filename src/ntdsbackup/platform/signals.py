@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 
 __all__ = ["Interrupted", "TERMINATION_SIGNALS", "deferred", "exit_code_for_interrupt",
-           "install_termination_handlers"]
+           "install_termination_handlers", "signal_name", "termination_handlers"]
 
 
 def _termination_signals() -> tuple[int, ...]:
@@ -56,6 +56,15 @@ def exit_code_for_interrupt(exc: KeyboardInterrupt) -> int:
     return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
 
 
+def signal_name(exc: KeyboardInterrupt) -> str:
+    """'SIGTERM' for Interrupted(SIGTERM); 'SIGINT' for a plain Ctrl-C."""
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _raise_interrupted(signum, _frame):
     raise Interrupted(signum)
 
@@ -75,6 +84,23 @@ def install_termination_handlers() -> None:
             continue
         signal.signal(signum, _raise_interrupted)
     _console.install()
+
+
+@contextlib.contextmanager
+def termination_handlers() -> Iterator[None]:
+    """install_termination_handlers() for the block, the previous handlers
+    back afterwards (so a command run in-process leaves its host as it was)."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in TERMINATION_SIGNALS}
+    install_termination_handlers()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -127,7 +153,6 @@ class _ConsoleControl:
     def __init__(self):
         self._idle = threading.Event()
         self._idle.set()
-        self._depth = 0
         self._callback = None   # kept alive: Windows holds only a raw pointer
 
     def install(self) -> None:
@@ -149,13 +174,12 @@ class _ConsoleControl:
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
-        self._depth += 1
+        outermost = self._idle.is_set()
         self._idle.clear()
         try:
             yield
         finally:
-            self._depth -= 1
-            if self._depth == 0:
+            if outermost:
                 self._idle.set()
 
 

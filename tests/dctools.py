@@ -1,0 +1,67 @@
+"""Helpers shared by the CLI-level tests: running the command line in a
+subprocess, the emulator's call journal, faults, and file snapshots that
+tell whether a file was touched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    """`ntdsbackup ARGS` in a subprocess (never raises on a non-zero exit)."""
+    kw.setdefault("capture_output", True)
+    return subprocess.run([sys.executable, "-m", "ntdsbackup", *map(str, args)], **kw)
+
+
+def popen(*args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ntdsbackup", *map(str, args)], **kw)
+
+
+def trace_calls(dc) -> list[str]:
+    path = dc.path / "calls.log"
+    return [line.split()[1] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def enable_trace(dc) -> None:
+    cfg = dc.config()
+    cfg.trace = True
+    dc.save_config(cfg)
+
+
+def set_faults(dc, **faults) -> None:
+    cfg = dc.config()
+    cfg.set_faults(**faults)
+    dc.save_config(cfg)
+
+
+def fingerprint(path: Path) -> tuple[bytes, int, int]:
+    """Content, mtime and mode of a file, to prove it was not touched."""
+    st = os.stat(path)
+    return path.read_bytes(), st.st_mtime_ns, st.st_mode
+
+
+def listing(directory: Path) -> list[str]:
+    """Every entry below `directory` (hidden ones too), relative, sorted."""
+    out = []
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            out.append(os.path.relpath(os.path.join(root, name), directory))
+    return sorted(out)
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
+    """Poll until predicate() is true (the bound only stops a broken test)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def no_traceback(stderr) -> bool:
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    return "Traceback" not in text and "Exception ignored" not in text
