@@ -79,8 +79,13 @@ def test_full_cycle_backup_activity_restore_start(backed_up):
     report = dc.start()
     assert report["checked"] and report["report"].ok
     assert dc.mode == "online"
+    # Recovery attached the database (a new header pair requiring only the new
+    # current log); every page and every restored log is as backed up.
     for name, data in contents.items():
-        assert (dc.ntds_dir / name).read_bytes() == data, name
+        got = (dc.ntds_dir / name).read_bytes()
+        if name == "ntds.dit":
+            got, data = got[2 * 8192:], data[2 * 8192:]
+        assert got == data, name
     # The DC works again: a new backup of it verifies.
     backup("DC01", dc.path.parent / "again.tar.zst", chunk_size=CHUNK)
 
@@ -167,11 +172,19 @@ def _log_dropped(trailer):
     trailer["log_generations"]["high"] -= 1
 
 
+def _logs_reordered(trailer):
+    trailer["files"][1], trailer["files"][2] = trailer["files"][2], trailer["files"][1]
+
+
 @pytest.mark.parametrize("edit,match", [
     (_wrong_hash, "whole-file XXH3-128 mismatch"),
     (_wrong_size, "differs from its trailer entry"),
-    (_log_dropped, "differs from its trailer entry"),
-], ids=["file-hash", "size", "member-not-listed"])
+    # The pre-flight reads the archived database's header: it requires the
+    # generation the trailer no longer lists.
+    (_log_dropped, "could never be recovered: its header requires log generations 3..5, "
+                   "the archive lacks 5"),
+    (_logs_reordered, "differs from its trailer entry"),
+], ids=["file-hash", "size", "log-not-listed", "members-out-of-order"])
 def test_lying_trailer_is_refused_before_anything_changes(backed_up, tmp_path, edit, match):
     """Every frame intact, but the trailer the plan is made from lies: the
     staging pass finds out, its files are removed, nothing is registered."""
@@ -294,29 +307,29 @@ def test_interrupt_during_staging_changes_nothing(backed_up, monkeypatch):
 
 def _fail_swap(monkeypatch, *, switch=None):
     """os.replace fails once the old files are aside and one staged file is in."""
-    from ntdsbackup.phases import restore as restore_mod
+    from ntdsbackup.phases import restore_journal
 
-    real_commit = restore_mod._Swap.commit
+    real_forward = restore_journal.forward
 
-    def commit_then_fail(self):
+    def forward_then_fail(journal):
         if switch is not None and not switch["on"]:
-            return real_commit(self)
+            return real_forward(journal)
         real_replace = os.replace
         count = {"n": 0}
 
         def flaky(src, dst):
             count["n"] += 1
-            if count["n"] == 4:
+            if count["n"] == len(journal.old) + 2:
                 raise OSError(5, "Input/output error")
             return real_replace(src, dst)
 
         monkeypatch.setattr(os, "replace", flaky)
         try:
-            real_commit(self)
+            real_forward(journal)
         finally:
             monkeypatch.setattr(os, "replace", real_replace)
 
-    monkeypatch.setattr(restore_mod._Swap, "commit", commit_then_fail)
+    monkeypatch.setattr(restore_journal, "forward", forward_then_fail)
 
 
 def test_failed_restore_keeps_the_dc_from_starting(backed_up, monkeypatch):
@@ -439,3 +452,81 @@ def test_not_enough_space_is_refused_before_anything_changes(backed_up, monkeypa
     monkeypatch.setattr(os, "statvfs", lambda p: Tiny(real(p)))
     _refused(dc, before, errors.NtdsbackupError, restore, archive, "DC01",
              match="not enough free space")
+
+
+def test_backup_restore_cycles_keep_the_dc_bootable(make_dc, tmp_path):
+    """create -> backup -> stop -> restore -> start, three times over: after
+    each start the database header requires only the new current log, so the
+    next backup (whose truncation deletes the replayed logs) restores and
+    boots too."""
+    from ntdsbackup import dcdata, ese
+
+    dc = make_dc("DC01", size=4 << 20)
+    for cycle in range(3):
+        archive = tmp_path / f"cycle{cycle}.tar.zst"
+        backup("DC01", archive, chunk_size=CHUNK)
+        dc.stop()
+        restore(archive, "DC01")
+        report = dc.start()
+        assert report["checked"] and report["report"].ok, cycle
+        h = dcdata._read_dit_header(dc.ntds_dir).header
+        current = max(dc.log_generations()) + 1
+        assert (h.gen_min_required, h.gen_max_required) == (current, current), cycle
+        assert h.dbstate == ese.DBSTATE_DIRTY_SHUTDOWN
+
+
+def test_archive_whose_database_requires_missing_logs_is_refused(make_dc, tmp_path):
+    """A database whose header requires generations the archive does not hold
+    could never start: refused in the pre-flight, with nothing changed."""
+    from ntdsbackup import dcdata
+
+    dc = make_dc("DC01", size=4 << 20)
+    archive = tmp_path / "a.tar.zst"
+    backup("DC01", archive, chunk_size=CHUNK)
+    dc.stop()
+    restore(archive, "DC01")
+    dc.start()
+    # What `dc start` used to leave: the header still requiring the replayed
+    # generations, which the next backup's truncation deletes.
+    fd = os.open(dc.ntds_dir / "ntds.dit", os.O_RDWR)
+    try:
+        h = dcdata._read_dit_header(dc.ntds_dir).header
+        h.gen_min_required, h.gen_max_required = 3, 5
+        dcdata._write_header_pair(fd, h)
+    finally:
+        os.close(fd)
+    stale = tmp_path / "stale.tar.zst"
+    backup("DC01", stale, chunk_size=CHUNK)
+    dc.stop()
+    set_conf(dc, trace=True)
+    _refused(dc, snapshot(dc), errors.ArchiveError, restore, stale, "DC01",
+             match=r"could never be recovered: its header requires log generations 3\.\.5, "
+                   r"the archive lacks 3, 4, 5 \(it holds 6\.\.6\)")
+    with pytest.raises(errors.ArchiveError, match="could never be recovered"):
+        restore(stale, "DC01", dry_run=True)
+
+
+def test_symlinked_database_lends_neither_its_mode_nor_its_target(backed_up, tmp_path):
+    """ntds.dit replaced by a symlink to a world-writable file elsewhere: the
+    restore replaces the link itself (the file it points at is untouched) and
+    the restored database gets the private default, not the target's 0777."""
+    dc, archive, contents = backed_up
+    outside = tmp_path / "elsewhere.dit"
+    outside.write_bytes(b"not the database")
+    os.chmod(outside, 0o777)
+    dit = dc.ntds_dir / "ntds.dit"
+    dit.unlink()
+    dit.symlink_to(outside)
+    restore(archive, "DC01")
+    st = os.lstat(dit)
+    assert not os.path.islink(dit) and (st.st_mode & 0o7777) == 0o600
+    assert dit.read_bytes() == contents["ntds.dit"]
+    assert outside.read_bytes() == b"not the database"
+    assert (os.stat(outside).st_mode & 0o7777) == 0o777
+
+
+def test_replaced_file_keeps_its_own_mode(backed_up):
+    dc, archive, _ = backed_up
+    os.chmod(dc.ntds_dir / "ntds.dit", 0o640)
+    restore(archive, "DC01")
+    assert (os.lstat(dc.ntds_dir / "ntds.dit").st_mode & 0o7777) == 0o640

@@ -104,6 +104,8 @@ class BackupContext(_Context):
 
 class RestoreContext(_Context):
     restricted: bool
+    registered: bool
+    completed: bool
     def __enter__(self) -> RestoreContext: ...
     def register(
         self,

@@ -929,8 +929,12 @@ __all__ = [
 def finish_recovery(ntds_dir, seed: int = 0) -> dict:
     """What the directory service does once recovery has replayed the restored
     logs: open a new current log (the generation after the highest restored
-    one, chained to it) and write a checkpoint at it.  Call after
-    check_consistency passed; existing edb.log/edb.chk are kept as they are."""
+    one, chained to it), write a checkpoint at it, and attach the database at
+    that position: its header then requires only the new current generation
+    (docs/ESE.md, "After recovery").  Without that last step the header would
+    go on requiring the replayed generations, which the next backup's log
+    truncation deletes, and a restore of that backup could never start.  Call
+    after check_consistency passed; existing edb.log/edb.chk are kept."""
     ntds = Path(ntds_dir)
     closed = _log_files(ntds)
     if not closed:
@@ -940,14 +944,41 @@ def finish_recovery(ntds_dir, seed: int = 0) -> dict:
     if last is None:
         raise ValueError(f"{ntds / closed[high]}: unreadable log header: {problems}")
     created = []
-    if not (ntds / CURRENT_LOG).exists():
+    current = ntds / CURRENT_LOG
+    if not current.exists():
         now = LogTime.from_datetime(_dt.datetime.now())
         hdr = ese.replace(last, generation=high + 1, tm_create=now, tm_prev_gen=last.tm_create,
                           lgpos_checkpoint=LgPos(high + 1, 1, 0))
-        _write_log_file(ntds / CURRENT_LOG, hdr, seed, filled=1)
+        _write_log_file(current, hdr, seed, filled=1)
         created.append(CURRENT_LOG)
+    cur_hdr, cur_problems, _ = _read_log_header(current)
+    if cur_hdr is None:
+        raise ValueError(f"{current}: unreadable log header: {cur_problems}")
+    gen = cur_hdr.generation
     if not (ntds / CHECKPOINT_NAME).exists():
-        _write_checkpoint(ntds, high + 1, last.sign_log)
+        _write_checkpoint(ntds, gen, last.sign_log)
         created.append(CHECKPOINT_NAME)
+    attached = _attach_at(ntds, gen, cur_hdr.tm_create)
     fsync_dir(ntds)
-    return {"current_generation": high + 1, "created": created}
+    return {"current_generation": gen, "created": created, "header_requires": attached}
+
+
+def _attach_at(ntds: Path, gen: int, tm_create: LogTime) -> tuple[int, int]:
+    """The database header as the attached, running instance keeps it: dirty
+    (in use), requiring generations from the checkpoint (here: the new
+    current log) to the current one."""
+    pair = _read_dit_header(ntds)
+    h = pair.header
+    if h is None:
+        raise ese.EseFormatError(f"{ntds / DIT_NAME}: " + "; ".join(pair.problems))
+    h.dbstate = ese.DBSTATE_DIRTY_SHUTDOWN
+    h.gen_min_required = gen
+    h.gen_max_required = gen
+    h.gen_max_committed = gen
+    h.logtime_gen_max_create = tm_create
+    fd = os.open(ntds / DIT_NAME, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        _write_header_pair(fd, h)
+    finally:
+        os.close(fd)
+    return gen, gen

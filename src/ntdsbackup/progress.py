@@ -36,6 +36,15 @@ class Progress:
             elif self.mode == "bar":
                 self.stream.write(f"-- {event['phase']}\n")
             return
+        if event["event"] in ("settled", "recovered"):
+            # How an interrupted restore ended, or what recovery did: said
+            # whatever the mode, a person needs it.
+            if self.mode == "json":
+                self.emit_json(event)
+            else:
+                self.stream.write(f"\nrestore {event['event']}: {event['detail']}\n")
+                self.stream.flush()
+            return
         if event["event"] == "file":
             if self.current is not None:
                 self.done_before += self.current["size"]

@@ -330,6 +330,12 @@ cdef class RestoreContext(_Context):
     """A restore handle (DsRestorePrepareW).  end() calls DsRestoreEnd."""
 
     cdef readonly bint restricted
+    # Set the moment the provider accepted the call, inside this compiled
+    # method: no Python line runs between the call and the flag, so code that
+    # must decide "roll forward or back" after an interruption knows exactly
+    # whether the DC holds a registration (and whether it was completed).
+    cdef readonly bint registered
+    cdef readonly bint completed
 
     cdef void _init(self, ntdsb_provider *prov, HBC hbc, str server, bint restricted):
         self.prov = prov[0]
@@ -373,6 +379,8 @@ cdef class RestoreContext(_Context):
                                                 gen_low, gen_high)
         finally:
             free(rmap)
+        if hr == 0:
+            self.registered = True
         _check(hr, "DsRestoreRegisterW")
 
     def register_complete(self, hr_state):
@@ -382,6 +390,8 @@ cdef class RestoreContext(_Context):
         self._usable()
         with nogil:
             hr = self.prov.RestoreRegisterComplete(self.hbc, state)
+        if hr == 0 and state == 0:
+            self.completed = True
         _check(hr, "DsRestoreRegisterComplete")
 
     def end(self):
