@@ -26,6 +26,7 @@ from pathlib import Path
 from . import ese
 from .ese import Checkpoint, DbHeader, LgPos, LogHeader, LogTime, Signature
 from .fsutil import atomic_write_bytes, fsync_dir
+from .platform.files import create_private
 
 DIT_NAME = "ntds.dit"
 CHECKPOINT_NAME = "edb.chk"
@@ -102,16 +103,23 @@ def _fsync_write_all(fd: int, data, offset: int) -> None:
         offset += n
 
 
+def _new_file(final: Path) -> tuple[int, Path]:
+    """A file to be renamed to `final` once written: created exclusively under
+    an unpredictable name beside it (never through a planted link), with the
+    mode a DC's files have."""
+    return create_private(final.parent, prefix=f".{final.name}.", suffix=".tmp", mode=0o644)
+
+
 def _write_log_file(path: Path, hdr: LogHeader, seed: int, filled: int | None = None) -> None:
     """Write one log (tmp + rename, fsynced): header then v8 segments 1..;
     segments from `filled` on stay zero (an open edb.log)."""
     nseg = hdr.csec_lgfile - hdr.csec_header
     filled = nseg if filled is None else max(0, min(filled, nseg))
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd, tmp = _new_file(path)
     c = _c()
     lt = hdr.tm_create.pack()
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(ese.build_log_header(hdr))
             per = BLOCK_BYTES // hdr.cb_sec
             buf = bytearray(per * hdr.cb_sec)
@@ -293,8 +301,7 @@ def create_ntds(
         gen_max_committed=current,
         logtime_gen_max_create=tm_current,
     )
-    tmp = ntds / f".{DIT_NAME}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd, tmp = _new_file(ntds / DIT_NAME)
     try:
         try:
             os.ftruncate(fd, (npages + 2) * page_size)
@@ -369,9 +376,9 @@ def create_from_file(
         seed=_seed64(seed),
     )
 
-    tmp = ntds / f".{DIT_NAME}.tmp{os.getpid()}"
+    fd, tmp = _new_file(ntds / DIT_NAME)
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
             while True:
                 chunk = fin.read(BLOCK_BYTES)
                 if not chunk:

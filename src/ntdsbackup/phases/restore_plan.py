@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ese
-from ..archive.members import member_name
 from ..archive.reader import FrameReader, MemberResult
 from ..errors import ArchiveError, NtdsbackupError
 from ..fsutil import format_size
@@ -123,24 +122,15 @@ def token_days_left(token: bytes) -> float | None:
 
 
 def listed_files(trailer: dict) -> list[MemberResult]:
-    """The files the trailer lists, checked for shape: the plan is made from
-    them before any member is read."""
-    entries = trailer.get("files")
-    if not isinstance(entries, list) or not entries:
+    """The files the trailer lists: the plan is made from them before any
+    member is read.  Their shape (types, sizes, names that match their source
+    paths, no duplicates) was checked when the trailer was read
+    (archive/schema.py); what a restore adds is that there must be some."""
+    entries = trailer.get("files") or []
+    if not entries:
         raise ArchiveError("the trailer lists no files")
-    files = []
-    for e in entries:
-        if not isinstance(e, dict):
-            raise ArchiveError("the trailer's file list is malformed")
-        name, bft, source, size = (e.get(k) for k in ("name", "bft", "source", "size"))
-        if not (isinstance(name, str) and isinstance(source, str) and isinstance(bft, int)
-                and isinstance(size, int) and size >= 0):
-            raise ArchiveError(f"the trailer's entry {name!r} is malformed")
-        if member_name(bft, source) != name:
-            raise ArchiveError(f"the trailer's entry {name!r} does not match its source "
-                               f"{source!r}")
-        files.append(MemberResult(name, bft, source, size, str(e.get("xxh3_128", ""))))
-    return files
+    return [MemberResult(e["name"], e["bft"], e["source"], e["size"], str(e.get("xxh3_128", "")))
+            for e in entries]
 
 
 def plan_files(plan: RestorePlan, files: list[MemberResult], to_local) -> None:
