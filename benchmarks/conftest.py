@@ -28,7 +28,7 @@ def work_base() -> str | None:
 @pytest.fixture(scope="session")
 def bench_dc():
     """One emulated DC for the in-process benchmarks, in the bench work dir."""
-    from ntdsbackup.emu import EmulatedDC, use_emu_root
+    from ntdsbackup.emulator import EmulatedDC, use_emu_root
 
     tmp = Path(tempfile.mkdtemp(prefix="ntdsb-pybench-", dir=work_base()))
     root = use_emu_root(tmp / "emu")

@@ -26,7 +26,7 @@ def provider():
 @pytest.fixture
 def make_dc(emu_root):
     """make_dc(name="DC01", size=4 MiB, **create kwargs) -> EmulatedDC (online)."""
-    from ntdsbackup.emu import EmulatedDC
+    from ntdsbackup.emulator import EmulatedDC
 
     def make(name: str = "DC01", size: int = 4 << 20, **kwargs) -> EmulatedDC:
         kwargs.setdefault("log_size", 256 << 10)

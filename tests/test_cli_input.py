@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from dctools import cli, enable_trace, no_traceback, set_faults, trace_calls
-from ntdsbackup.emuconf import Account
+from ntdsbackup.emulator.config import Account
 from ntdsbackup.fsutil import parse_size
 from ntdsbackup.phases.backup import backup
 
@@ -83,7 +83,8 @@ def test_limits_are_the_engines_and_zstds():
     import re
     from pathlib import Path
 
-    from ntdsbackup import _ntdsbcli, argtypes
+    from ntdsbackup import _ntdsbcli
+    from ntdsbackup.cli import argtypes
 
     header = (Path(__file__).resolve().parents[1] / "include" / "ntdsb_engine.h").read_text()
 

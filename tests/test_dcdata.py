@@ -16,7 +16,8 @@ import esecheck as E
 
 pytest.importorskip("ntdsbackup._ntdsbcli", reason="extension not built")
 
-from ntdsbackup import dcdata, ese  # noqa: E402
+from ntdsbackup import ese  # noqa: E402
+from ntdsbackup.emulator import data as dcdata  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ese-samples"
 LOG_SIZE = 128 << 10  # 32 segments: small logs keep the tests fast

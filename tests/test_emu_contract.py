@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from ntdsbackup import errors
-from ntdsbackup.emuconf import Account
+from ntdsbackup.emulator.config import Account
 from ntdsbackup.lists import (
     BFT_CHECKPOINT_DIR,
     BFT_LOG,
@@ -144,7 +144,7 @@ def test_get_backup_logs_closes_the_current_log(provider, dc):
 
 
 def test_truncate_deletes_generations_below_the_checkpoint(provider, dc):
-    from ntdsbackup import dcdata
+    from ntdsbackup.emulator import data as dcdata
 
     ckpt = dcdata.describe(dc.ntds_dir)["checkpoint_gen"]
     assert any(g < ckpt for g in dc.log_generations())

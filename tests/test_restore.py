@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from ntdsbackup import errors
-from ntdsbackup.emuconf import Account
+from ntdsbackup.emulator.config import Account
 from ntdsbackup.phases.backup import Identity, backup
 from ntdsbackup.phases.restore import restore
 
@@ -459,7 +459,8 @@ def test_backup_restore_cycles_keep_the_dc_bootable(make_dc, tmp_path):
     each start the database header requires only the new current log, so the
     next backup (whose truncation deletes the replayed logs) restores and
     boots too."""
-    from ntdsbackup import dcdata, ese
+    from ntdsbackup import ese
+    from ntdsbackup.emulator import data as dcdata
 
     dc = make_dc("DC01", size=4 << 20)
     for cycle in range(3):
@@ -478,7 +479,7 @@ def test_backup_restore_cycles_keep_the_dc_bootable(make_dc, tmp_path):
 def test_archive_whose_database_requires_missing_logs_is_refused(make_dc, tmp_path):
     """A database whose header requires generations the archive does not hold
     could never start: refused in the pre-flight, with nothing changed."""
-    from ntdsbackup import dcdata
+    from ntdsbackup.emulator import data as dcdata
 
     dc = make_dc("DC01", size=4 << 20)
     archive = tmp_path / "a.tar.zst"

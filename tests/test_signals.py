@@ -155,7 +155,7 @@ def test_dc_create_removes_stale_staging_of_dead_processes(emu_root, make_dc):
 def test_dc_create_checks_free_space_first(emu_root, monkeypatch):
     import shutil
 
-    from ntdsbackup.emu import EmulatedDC
+    from ntdsbackup.emulator import EmulatedDC
 
     real = shutil.disk_usage
 

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .emu import EmulatedDC, status_text, use_emu_root
+from .emulator import EmulatedDC, status_text, use_emu_root
 from .fsutil import format_size, parse_size
 
 

@@ -29,7 +29,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..emu import EmulatedDC
+from ..emulator import EmulatedDC
 from .harness import Contender, alternate
 
 RUNNERS = "ntdsbackup.bench.runners"

@@ -14,7 +14,7 @@ import time
 
 
 def run_engine_backup(args) -> dict:
-    from ..emu import use_emu_root
+    from ..emulator import use_emu_root
     from ..phases.backup import backup
 
     use_emu_root(args.root)
@@ -31,7 +31,7 @@ def run_python_loop(args) -> dict:
     import xxhash
     import zstandard
 
-    from ..emu import use_emu_root
+    from ..emulator import use_emu_root
     from ..lists import parse_multistring
     from ..provider import open_provider
 
@@ -71,7 +71,7 @@ def run_engine_restore(args) -> dict:
     """The full restore onto the DC (which must be in DSRM): pre-flight checks,
     the staging pass that verifies everything, the swap; the same call the CLI
     makes."""
-    from ..emu import use_emu_root
+    from ..emulator import use_emu_root
     from ..phases.restore import restore
 
     use_emu_root(args.root)
@@ -82,7 +82,7 @@ def run_engine_restore(args) -> dict:
 
 def run_read_only(args) -> dict:
     """DsBackupRead of every file and nothing else: the read rate."""
-    from ..emu import use_emu_root
+    from ..emulator import use_emu_root
     from ..lists import parse_multistring
     from ..provider import open_provider
 

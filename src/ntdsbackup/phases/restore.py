@@ -47,10 +47,10 @@ from ..errors import (
     NtdsbackupError,
 )
 from ..lists import BFT_CHECKPOINT_DIR, BFT_LOG_DIR, BFT_NTDS_DATABASE, parse_multistring
-from ..paths import unc_to_local
 from ..platform import signals
 from ..platform.files import create_private, fsync_dir, regular_mode
 from ..provider import open_provider
+from ..provider_paths import path_mapper
 from . import restore_journal as rj
 from .backup import Identity
 from .restore_plan import (
@@ -257,12 +257,11 @@ def _locations(ctx) -> dict[int, str]:
     return locs
 
 
-def _directories(locations: dict[int, str]) -> tuple[Path, list[Path]]:
+def _directories(locations: dict[int, str], to_local) -> tuple[Path, list[Path]]:
     """The database's directory (where the journal lives) and every directory
-    the restore writes in."""
-    db_dir = unc_to_local(locations[BFT_NTDS_DATABASE]).parent
-    dirs = {db_dir, unc_to_local(locations[BFT_LOG_DIR]),
-            unc_to_local(locations[BFT_CHECKPOINT_DIR])}
+    the restore writes in, mapped by the provider's own rule (to_local)."""
+    db_dir = to_local(locations[BFT_NTDS_DATABASE]).parent
+    dirs = {db_dir, to_local(locations[BFT_LOG_DIR]), to_local(locations[BFT_CHECKPOINT_DIR])}
     return db_dir, sorted(dirs)
 
 
@@ -301,7 +300,7 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
         run = _Run(prov, server, inp, docs, plan, token, emit, threads)
         with prov.restore_prepare(server, token) as ctx:                # step 3; 8 on exit
             locations = _locations(ctx)                                  # step 4
-            db_dir, dirs = _directories(locations)
+            db_dir, dirs = _directories(locations, run.to_local)
             if not os.path.lexists(db_dir / rj.JOURNAL_NAME):
                 return run.on(ctx, locations, dry_run, t0)
         # A restore interrupted earlier left its record: settle it (with a
@@ -319,6 +318,7 @@ class _Run:
     def __init__(self, prov, server, inp: _ArchiveInput, docs: dict, plan: RestorePlan,
                  token: bytes, emit, threads: int):
         self.prov, self.server, self.inp, self.docs = prov, server, inp, docs
+        self.to_local = path_mapper(prov)
         self.plan, self.token, self.emit, self.threads = plan, token, emit, threads
 
     def on(self, ctx, locations: dict[int, str], dry_run: bool, t0: float) -> RestoreResult:
@@ -329,9 +329,9 @@ class _Run:
         plan.locations = locations
         plan.checks.append(Check("target locations", True, ", ".join(
             locations[b] for b in (BFT_NTDS_DATABASE, BFT_LOG_DIR))))
-        db_dir, dirs = _directories(locations)
+        db_dir, dirs = _directories(locations, self.to_local)
         with _DirectoryLock(dirs):
-            plan_files(plan, listed_files(self.docs["trailer"]), unc_to_local)
+            plan_files(plan, listed_files(self.docs["trailer"]), self.to_local)
             check_log_chain(plan, self.docs["trailer"])
             with self.inp.reader() as fh:
                 header = database_header(fh, self.docs["index"], plan.database.name)
@@ -465,7 +465,7 @@ def recover(server: str, *, provider=None, identity: Identity | None = None,
                            "Directory Services Restore Mode")
     with prov.restore_prepare(server, None) as ctx:      # restricted: locations only
         locations = _locations(ctx)
-    db_dir, dirs = _directories(locations)
+    db_dir, dirs = _directories(locations, path_mapper(prov))
     with _DirectoryLock(dirs):
         result = _recover_locked(prov, server, db_dir, dirs)
     emit({"event": "recovered", **result.as_dict()})

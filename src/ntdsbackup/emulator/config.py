@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .fsutil import atomic_write_text
+from ..fsutil import atomic_write_text
 
 PRIVILEGES = ("backup", "restore", "admin")
 PBKDF2_ITERATIONS = 10_000

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from .fsutil import format_size
+from ..fsutil import format_size
 
 
 class Progress:

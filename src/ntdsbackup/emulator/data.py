@@ -23,10 +23,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import ese
-from .ese import Checkpoint, DbHeader, LgPos, LogHeader, LogTime, Signature
-from .fsutil import atomic_write_bytes, fsync_dir
-from .platform.files import create_private
+from .. import ese
+from ..ese import Checkpoint, DbHeader, LgPos, LogHeader, LogTime, Signature
+from ..fsutil import atomic_write_bytes, fsync_dir
+from ..platform.files import create_private
 
 DIT_NAME = "ntds.dit"
 CHECKPOINT_NAME = "edb.chk"
@@ -55,7 +55,7 @@ DBSTATE_NAMES = {
 
 def _c():
     """The compiled helpers; imported late so this module imports without them."""
-    from . import _ntdsbcli
+    from .. import _ntdsbcli
 
     return _ntdsbcli
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import zstandard
 
-from . import _ntdsbcli
-from .fsutil import format_size, parse_size
+from .. import _ntdsbcli
+from ..fsutil import format_size, parse_size
 
 # include/ntdsb_engine.h: NTDSB_THREADS_MAX, NTDSB_RING_MIN, NTDSB_RING_MAX
 # (tests/test_cli_input.py checks them against the header).
@@ -125,7 +125,7 @@ def check_dit_size(size: int, page_size: int) -> str | None:
 def log_size_arg(text: str) -> int:
     """An ESE log file size: whole 4 KiB sectors, 2 to 65535 of them (the
     header's sector count is 16-bit)."""
-    from .dcdata import LOG_SECTOR
+    from ..emulator.data import LOG_SECTOR
 
     value = size_arg(text)
     hi = 0xFFFF * LOG_SECTOR
@@ -169,7 +169,7 @@ def domain_arg(text: str) -> str:
 
 
 def privileges_arg(text: str) -> str:
-    from .emuconf import check_privileges
+    from ..emulator.config import check_privileges
 
     try:
         check_privileges(text)
@@ -179,7 +179,7 @@ def privileges_arg(text: str) -> str:
 
 
 def sweep_axes_arg(text: str) -> list[str]:
-    from .bench.sweep import SWEEPS
+    from ..bench.sweep import SWEEPS
 
     axes = [a.strip() for a in text.split(",") if a.strip()]
     bad = [a for a in axes if a not in SWEEPS]

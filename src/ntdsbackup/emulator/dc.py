@@ -1,6 +1,6 @@
 """Emulated domain controllers: folders under an emulator root.
 
-``ROOT/<DC>/`` holds ``dc.conf`` (emuconf), ``mode`` (``online`` or ``dsrm``),
+``ROOT/<DC>/`` holds ``dc.conf`` (config.py), ``mode`` (``online`` or ``dsrm``),
 ``NTDS/`` (ntds.dit, edb.chk, edbXXXXX.log, edb.log) and, after a restore,
 ``restore.state``.  The emulator library (src/emu) serves the ntdsbcli API
 over these files; this module creates and manages them.  docs/EMULATOR.md
@@ -17,13 +17,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .emuconf import DCConfig
-from .errors import DCStateError, NtdsbackupError
-from .fsutil import atomic_write_text, format_size, fsync_dir
-from .platform.processes import pid_alive
-from .platform.signals import deferred
+from ..errors import DCStateError, NtdsbackupError, format_hresult
+from ..fsutil import atomic_write_text, format_size, fsync_dir
+from ..platform.processes import pid_alive
+from ..platform.signals import deferred
+from ..provider_paths import emu_root
+from . import data as dcdata
+from .config import DCConfig
 
-__all__ = ["default_emu_root", "emu_root", "use_emu_root", "EmulatedDC", "RestoreState"]
+__all__ = ["EmulatedDC", "RestoreState", "status_text", "use_emu_root"]
 
 ONLINE = "online"
 DSRM = "dsrm"
@@ -34,21 +36,6 @@ _BAD_NAME = re.compile(r"[\\/_:*?\"<>|\x00-\x1f]")
 # Free space kept beyond what a new DC needs: the file system's own
 # metadata, and room for the configuration and journal files written later.
 SPACE_MARGIN = 64 << 20
-
-
-def default_emu_root() -> Path:
-    """$XDG_DATA_HOME/ntdsbackup/emu, else ~/.local/share/ntdsbackup/emu."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                           "share")
-    return Path(base) / "ntdsbackup" / "emu"
-
-
-def emu_root(explicit: os.PathLike | str | None = None) -> Path:
-    """The emulator root: `explicit`, else $NTDSB_EMU_ROOT, else the default."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("NTDSB_EMU_ROOT")
-    return Path(env) if env else default_emu_root()
 
 
 def use_emu_root(root: os.PathLike | str) -> Path:
@@ -149,8 +136,6 @@ class EmulatedDC:
         on every failure and signal, and one left by a killed process is
         removed by the next create of that name.  Free space is checked
         before anything is written."""
-        from . import dcdata
-
         replacing = self.path.exists()
         if replacing and not force:
             raise NtdsbackupError(f"{self.path} already exists (use --force to replace it)")
@@ -217,8 +202,6 @@ class EmulatedDC:
     def start(self) -> dict:
         """Boot normally.  After a registered restore, run the consistency check
         a real DC runs first; on failure stay in DSRM and raise DCStateError."""
-        from . import dcdata
-
         self._require()
         if self.mode == ONLINE:
             return {"mode": ONLINE, "checked": False}
@@ -234,8 +217,6 @@ class EmulatedDC:
                 f"--server {self.name}` completes or undoes it; otherwise run the restore "
                 "again.")
         if rs.hr != 0:
-            from .errors import format_hresult
-
             raise DCStateError(
                 f"{self.name}: the last restore reported failure {format_hresult(rs.hr)}; "
                 "the directory service will not start until a valid database is restored.")
@@ -256,8 +237,6 @@ class EmulatedDC:
 
     def activity(self, fraction: float, seed: int | None = None) -> dict:
         """Simulate a running DC: rewrite `fraction` of the pages, add log generations."""
-        from . import dcdata
-
         self._require()
         if self.mode != ONLINE:
             raise DCStateError(f"{self.name} is in DSRM: only a running DC has activity")
@@ -276,8 +255,6 @@ class EmulatedDC:
         return sorted(gens)
 
     def status(self) -> dict:
-        from . import dcdata
-
         cfg = self.config()
         rs = self.restore_state()
         dit = self.ntds_dir / "ntds.dit"
@@ -315,8 +292,6 @@ def _tree_bytes(path: Path) -> int:
 
 def status_text(st: dict) -> str:
     """A readable rendering of EmulatedDC.status()."""
-    from .fsutil import format_size
-
     mode = "online (directory service running)" if st["online"] else \
         "DSRM (directory service stopped, restore mode)"
     lines = [f"DC {st['name']}  {mode}", f"  folder      {st['path']}",

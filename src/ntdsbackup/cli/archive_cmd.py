@@ -1,65 +1,22 @@
-"""backup, verify, ls, extract, restore and bench subcommands."""
+"""The archive commands: backup, verify, ls, extract, restore."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
 import sys
 
-from .argtypes import (
-    CHUNK_RULE,
-    LEVEL_MAX,
-    LEVEL_MIN,
-    check_dit_size,
-    chunk_size_arg,
-    dit_size_arg,
-    level_arg,
-    repeat_arg,
-    ring_arg,
-    sweep_axes_arg,
-    threads_arg,
-    user_arg,
+from ..fsutil import format_size
+from .argtypes import threads_arg
+from .common import (
+    THREADS_HELP,
+    engine_options,
+    identity_options,
+    progress_for,
+    read_identity,
+    validate_identity,
 )
-from .credentials import add_password_options
-from .fsutil import format_size, parse_size
-
-_THREADS_HELP = "threads (default 0: one per CPU; at most 256)"
-
-
-def _identity_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", type=user_arg,
-                   help="DOMAIN\\user for DsSetAuthIdentity (password from --password-file, "
-                        "--password-command, $NTDSB_PASSWORD or a prompt on the terminal); "
-                        "default: the process identity")
-    add_password_options(p)
-
-
-def _validate_identity(parser: argparse.ArgumentParser, args) -> None:
-    for option in ("password_file", "password_command"):
-        if getattr(args, option) is not None and not args.user:
-            parser.error(f"argument --{option.replace('_', '-')}: needs --user")
-
-
-def _validate_bench(parser: argparse.ArgumentParser, args) -> None:
-    problem = check_dit_size(args.size, args.page_size)
-    if problem:
-        parser.error(f"argument --size: {problem}")
-    if args.plot and not args.sweep:
-        parser.error("argument --plot: needs --sweep")
-
-
-def _engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--level", type=level_arg, default=1, metavar="N",
-                   help=f"zstd level, {LEVEL_MIN} to {LEVEL_MAX} (negative: faster; "
-                        "default 1)")
-    p.add_argument("--threads", type=threads_arg, default=0,
-                   help=f"hash/compress {_THREADS_HELP}")
-    p.add_argument("--chunk-size", type=chunk_size_arg, default=1 << 20, metavar="SIZE",
-                   help=f"bytes per chunk and per DsBackupRead: {CHUNK_RULE} (default 1MiB)")
-    p.add_argument("--ring", type=ring_arg, default=0, metavar="N",
-                   help="buffers in the read ring, 2 to 256 (default 0: threads + 2)")
 
 
 def add_parsers(sub, common) -> None:
@@ -71,40 +28,20 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing FILE (the entry itself: a symlink there is "
                         "replaced, never written through)")
-    _engine_args(p)
+    engine_options(p)
     p.add_argument("--no-truncate", action="store_true",
                    help="skip DsBackupTruncateLogs after the backup")
     p.add_argument("--json", action="store_true",
                    help="JSON-lines progress and a final JSON summary (on standard error "
                         "with -o -)")
-    _identity_args(p)
-    p.set_defaults(_validate=functools.partial(_validate_identity, p))
-
-    p = sub.add_parser("bench", parents=[common],
-                       help="measure the engine side by side with its baselines")
-    p.add_argument("--size", type=dit_size_arg, default=parse_size("1GiB"),
-                   help="size of the emulated ntds.dit (default 1GiB)")
-    p.add_argument("--page-size", type=int, choices=(8192, 32768), default=8192)
-    p.add_argument("--repeat", type=repeat_arg, default=3,
-                   help="alternating runs per contender (1 to 1000, default 3)")
-    _engine_args(p)
-    p.add_argument("--work-dir", metavar="DIR",
-                   help="where the DC and every output live (default: /dev/shm if present)")
-    p.add_argument("--no-restore", action="store_true", help="backup contenders only")
-    p.add_argument("--sweep", metavar="AXES", type=sweep_axes_arg,
-                   help="instead: sweep the engine over comma-separated axes "
-                        "(threads,chunk,ring,level)")
-    p.add_argument("--plot", metavar="FILE.png", help="with --sweep: draw the sweep")
-    p.add_argument("--latency-model", action="store_true",
-                   help="instead: the RPC latency model (read cost = compression cost)")
-    p.add_argument("--json", action="store_true", help="the report as JSON")
-    p.set_defaults(_validate=functools.partial(_validate_bench, p))
+    identity_options(p)
+    p.set_defaults(_validate=functools.partial(validate_identity, p))
 
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
     p.add_argument("archive", help="archive path, or - for standard input")
     p.add_argument("--threads", type=threads_arg, default=0,
-                   help=f"decompression {_THREADS_HELP}")
+                   help=f"decompression {THREADS_HELP}")
     p.add_argument("--pure", action="store_true",
                    help="use the pure-Python reader (zstandard + xxhash) instead of the engine")
     p.add_argument("--json", action="store_true")
@@ -121,7 +58,7 @@ def add_parsers(sub, common) -> None:
                    help="replace files that exist and symlinked folders below DIRECTORY (the "
                         "entries themselves, never what they point at)")
     p.add_argument("--threads", type=threads_arg, default=0,
-                   help=f"decompression {_THREADS_HELP}")
+                   help=f"decompression {THREADS_HELP}")
     p.add_argument("--pure", action="store_true", help="use the pure-Python reader")
     p.add_argument("--json", action="store_true")
 
@@ -135,15 +72,18 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="run every check and print the plan; change nothing")
     p.add_argument("--threads", type=threads_arg, default=0,
-                   help=f"decompression {_THREADS_HELP}")
+                   help=f"decompression {THREADS_HELP}")
     p.add_argument("--allow-other-server", action="store_true",
                    help="restore a backup taken of another DC")
     p.add_argument("--spool-dir", metavar="DIR",
                    help="where an archive read from stdin is spooled (default: $TMPDIR)")
     p.add_argument("--json", action="store_true",
                    help="JSON-lines progress and a final JSON result")
-    _identity_args(p)
-    p.set_defaults(_validate=functools.partial(_validate_identity, p), restore_parser=p)
+    identity_options(p)
+    p.set_defaults(_validate=functools.partial(validate_identity, p), restore_parser=p)
+    for name, handler in (("backup", cmd_backup), ("verify", cmd_verify), ("ls", cmd_ls),
+                          ("extract", cmd_extract), ("restore", cmd_restore)):
+        sub.choices[name].set_defaults(handler=handler)
 
 
 def stdout_carries_archive(args) -> bool:
@@ -151,43 +91,15 @@ def stdout_carries_archive(args) -> bool:
     return getattr(args, "command", None) == "backup" and getattr(args, "output", None) == "-"
 
 
-def dispatch(args) -> int:
-    return {"backup": cmd_backup, "verify": cmd_verify, "ls": cmd_ls,
-            "extract": cmd_extract, "restore": cmd_restore,
-            "bench": cmd_bench}[args.command](args)
-
-
-def _identity(args, *, stdin_is_data: bool = False):
-    if not getattr(args, "user", None):
-        return None
-    from .credentials import read_password
-    from .phases.backup import Identity
-
-    domain, _, user = args.user.partition("\\")
-    password = read_password(f"password for {args.user}: ", password_file=args.password_file,
-                             password_command=args.password_command,
-                             stdin_is_data=stdin_is_data)
-    return Identity(user, domain, password)
-
-
-def _progress_for(args, to_stdout: bool):
-    from .progress import Progress
-
-    # With the archive on stdout, JSON lines go to stderr.
-    if args.json:
-        return Progress("json", sys.stderr if to_stdout else sys.stdout)
-    return Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
-
-
 def cmd_backup(args) -> int:
-    from .phases.backup import backup
+    from ..phases.backup import backup
 
     to_stdout = stdout_carries_archive(args)
     if to_stdout and sys.stdout.isatty():
         raise ValueError("refusing to write a binary archive to a terminal; use -o FILE "
                          "or redirect standard output")
-    identity = _identity(args)
-    progress = _progress_for(args, to_stdout)
+    identity = read_identity(args)
+    progress = progress_for(args, to_stdout)
     dest = _take_stdout() if to_stdout else args.output
     try:
         summary = backup(args.server, dest, identity=identity, level=args.level,
@@ -236,7 +148,7 @@ def _take_stdout() -> int:
 def cmd_verify(args) -> int:
     import time
 
-    from .archive import verify
+    from ..archive import verify
 
     t0 = time.monotonic()
     report = verify(args.archive, threads=args.threads, pure=args.pure)
@@ -256,7 +168,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from .archive import describe
+    from ..archive import describe
 
     info = describe(args.archive)
     if args.json:
@@ -286,7 +198,7 @@ def cmd_ls(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from .archive import extract
+    from ..archive import extract
 
     report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure,
                      overwrite=args.overwrite)
@@ -302,7 +214,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from .phases.restore import recover, restore
+    from ..phases.restore import recover, restore
     from .progress import Progress
 
     if args.recover and (args.archive is not None or args.dry_run):
@@ -312,14 +224,14 @@ def cmd_restore(args) -> int:
     progress = Progress("json", sys.stdout) if args.json else \
         Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
     if args.recover:
-        outcome = recover(args.server, identity=_identity(args))
+        outcome = recover(args.server, identity=read_identity(args))
         if args.json:
             progress.emit_json({"event": "result", **outcome.as_dict()})
         else:
             print(outcome.text())
         return 0
     # Standard input may be the archive: the password never comes from there.
-    identity = _identity(args, stdin_is_data=args.archive == "-")
+    identity = read_identity(args, stdin_is_data=args.archive == "-")
     result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
                      threads=args.threads, progress=progress,
                      allow_other_server=args.allow_other_server, spool_dir=args.spool_dir)
@@ -339,34 +251,3 @@ def cmd_restore(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from . import bench
-    from .bench import report as render
-
-    def on_run(i, contender, run):
-        if not args.json:
-            print(f"  run {i + 1}/{args.repeat} {contender.name:<22} {run.mb_per_s:8.1f} MB/s",
-                  file=sys.stderr, flush=True)
-
-    common = dict(work_dir=args.work_dir, repeat=args.repeat, level=args.level,
-                  threads=args.threads, chunk_size=args.chunk_size, on_run=on_run)
-    if args.sweep:
-        result = bench.sweep(args.size, args.sweep, **common)
-        text = render.sweep_text(result)
-        if args.plot:
-            from .bench.plot import plot_sweeps
-
-            plot_sweeps(result, args.plot)
-            result["plot"] = args.plot
-    elif args.latency_model:
-        result = bench.latency_model(args.size, **common)
-        text = render.latency_text(result)
-    else:
-        result = bench.compare(args.size, page_size=args.page_size, ring=args.ring,
-                               restore=not args.no_restore, **common)
-        text = render.comparison_text(result)
-    if args.json:
-        print(json.dumps(result, default=str))
-    else:
-        print(text)
-    return 0

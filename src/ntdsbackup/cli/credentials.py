@@ -24,7 +24,7 @@ import shlex
 import subprocess
 import sys
 
-from .errors import NtdsbackupError
+from ..errors import NtdsbackupError
 
 __all__ = ["PasswordError", "add_password_options", "read_password"]
 
