@@ -531,3 +531,19 @@ def test_replaced_file_keeps_its_own_mode(backed_up):
     os.chmod(dc.ntds_dir / "ntds.dit", 0o640)
     restore(archive, "DC01")
     assert (os.lstat(dc.ntds_dir / "ntds.dit").st_mode & 0o7777) == 0o640
+
+
+def test_archive_of_the_largest_chunks_restores(make_dc, tmp_path):
+    """64 MiB chunks (the largest a backup may choose) are staged one chunk at
+    a time, with the same checks, into the same staging files."""
+    dc = make_dc("DC01", size=4 << 20)
+    archive = tmp_path / "big.tar.zst"
+    summary = backup("DC01", archive, chunk_size=64 << 20)
+    contents = {f["name"].split("/")[1]: (dc.ntds_dir / f["name"].split("/")[1]).read_bytes()
+                for f in summary.files}
+    dc.activity(0.05, seed=2)
+    dc.stop()
+    restore(archive, "DC01")
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+    assert dc.start()["checked"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from .. import _ntdsbcli
 from ..errors import EngineError
 from .frameinput import FrameInput
-from .layout import MemberResult, ReadReport, chunk_error, read_structure
+from .layout import Consumer, MemberResult, ReadReport, chunk_error, read_structure
+from .reader import ChunkDecoder
 
 # The engine keeps up to ring_depth chunks in flight (threads + 2 by
 # default), each a slot of chunk_size + ZSTD_compressBound(chunk_size) bytes
@@ -48,6 +49,15 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
     inp = FrameInput(lambda n: os.read(fd, min(n, 1 << 24)))
 
     def read_data(member: MemberResult, chunk_size: int) -> int:
+        if 2 * chunk_size > RING_BUDGET:
+            # The engine double-buffers: two chunks this large would break the
+            # memory bound, so these (rare) archives are decoded one chunk at a
+            # time in Python, with the same checks and the same targets.
+            targets = _Targets(open_member, close_member, progress)
+            try:
+                return ChunkDecoder(inp, targets)(member, chunk_size)
+            finally:
+                targets.close_member(member)        # a no-op once it was closed
         target = open_member(member) if open_member else Target()
         try:
             # No chunk may claim more than the manifest's chunk size: a hostile
@@ -66,6 +76,33 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
         return result["stats"]["chunks"]
 
     return read_structure(inp, read_data, on_manifest)
+
+
+class _Targets(Consumer):
+    """The Python decoder's blocks written where the engine would write them."""
+
+    def __init__(self, open_member, close_member, progress):
+        self._open, self._close, self._progress = open_member, close_member, progress
+        self._target: Target | None = None
+        self._done = 0
+
+    def open_member(self, member: MemberResult) -> None:
+        self._target = self._open(member) if self._open else Target()
+        self._done = 0
+
+    def block(self, member: MemberResult, data: bytes) -> None:
+        if self._target.fd >= 0:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._target.fd, view):]
+        self._done += len(data)
+        if self._progress:
+            self._progress(member, self._done)
+
+    def close_member(self, member: MemberResult) -> None:
+        target, self._target = self._target, None
+        if target is not None and self._close:
+            self._close(member, target)
 
 
 def _as_archive_error(exc: EngineError, member: MemberResult) -> Exception:

@@ -99,10 +99,10 @@ def read_archive(fileobj, consumer: Consumer | None = None,
                  on_manifest: Callable[[dict], None] | None = None) -> ReadReport:
     """Read and verify a whole archive; feed file contents to `consumer`."""
     inp = FrameInput(fileobj.read)
-    return read_structure(inp, _Chunks(inp, consumer or Consumer()), on_manifest)
+    return read_structure(inp, ChunkDecoder(inp, consumer or Consumer()), on_manifest)
 
 
-class _Chunks:
+class ChunkDecoder:
     """One member's chunk frames, decoded in Python, checked as the engine checks them."""
 
     def __init__(self, inp: FrameInput, consumer: Consumer):
