@@ -67,19 +67,31 @@ def merge(*parts):
 
 def warning_flags():
     if WINDOWS:
-        return ["/W4"]
+        # MSVC: C11 with <stdatomic.h> (Visual Studio 2022 17.5 or later).
+        return ["/W4", "/std:c11", "/experimental:c11atomics"]
     flags = ["-Wall", "-Wextra", "-std=c11", "-D_GNU_SOURCE"]
     if os.environ.get("NTDSB_WERROR") == "1":
         flags.append("-Werror")
     return flags
 
 
+# Each OS-specific concern has two halves, <name>_posix.c and <name>_win32.c
+# (src/engine/platform_*.c, src/emu/emu_os_*.c); a build takes its own.
+OTHER_OS_SUFFIX = "_posix.c" if WINDOWS else "_win32.c"
+
+
+def sources(pattern):
+    return sorted(p for p in glob.glob(pattern) if not p.endswith(OTHER_OS_SUFFIX))
+
+
 HEADERS = sorted(glob.glob("include/*.h"))
-ENGINE_SOURCES = sorted(glob.glob("src/engine/*.c"))
-EMU_SOURCES = sorted(glob.glob("src/emu/*.c")) + [
-    # The emulator shares the ESE checksums and the HRESULT table with the engine.
+ENGINE_SOURCES = sources("src/engine/*.c")
+EMU_SOURCES = sources("src/emu/*.c") + [
+    # The emulator shares the ESE checksums, the HRESULT table and the
+    # platform layer (locks, clock, positioned reads) with the engine.
     "src/engine/ese_checksum.c",
     "src/engine/hresult_names.c",
+    "src/engine/platform_win32.c" if WINDOWS else "src/engine/platform_posix.c",
 ]
 
 EMU_NAME = "ntdsbackup.libntdsbemu"
@@ -132,11 +144,11 @@ def extensions():
             Extension(
                 EMU_NAME,
                 sources=EMU_SOURCES,
-                include_dirs=["include", "src/emu"] + crypto["include_dirs"],
+                include_dirs=["include", "src/emu", "src/engine"] + crypto["include_dirs"],
                 library_dirs=crypto["library_dirs"],
                 libraries=crypto["libraries"] + ["pthread"],
                 extra_compile_args=warning_flags() + ["-O2", "-fvisibility=hidden"],
-                depends=HEADERS + sorted(glob.glob("src/emu/*.h")),
+                depends=HEADERS + sorted(glob.glob("src/emu/*.h")) + ["src/engine/platform.h"],
             )
         )
     return exts

@@ -37,6 +37,21 @@ extern "C" {
 #define NTDSB_E_CORRUPT       (-11) /* a hash or frame does not match (restore/verify) */
 #define NTDSB_E_READ          (-12) /* reading an input descriptor failed; err.sys_errno */
 
+/*
+ * An open file as the engine takes it from its caller: a file descriptor on
+ * POSIX, an OS HANDLE on Windows (its value as an integer: what
+ * msvcrt.get_osfhandle() returns).  Not a descriptor on Windows, because a
+ * descriptor indexes the table of one C runtime, and the engine's (msvcrt
+ * under mingw-w64, say) need not be the caller's (CPython's ucrt).
+ * NTDSB_NO_FILE (-1, also INVALID_HANDLE_VALUE) means "none".
+ */
+#ifdef _WIN32
+typedef intptr_t ntdsb_file;
+#else
+typedef int ntdsb_file;
+#endif
+#define NTDSB_NO_FILE ((ntdsb_file)-1)
+
 /* Name of a status code ("NTDSB_E_ZSTD"), never NULL. */
 const char *ntdsb_status_name(int status);
 
@@ -50,7 +65,8 @@ typedef struct ntdsb_error {
     const char *call;     /* provider or library function that failed, or NULL */
     size_t lib_code;      /* for NTDSB_E_ZSTD: the failing call's return value, as
                              ZSTD_isError()/ZSTD_getErrorName() take it */
-    int sys_errno;        /* errno for NTDSB_E_WRITE / NTDSB_E_THREAD / NTDSB_E_READ */
+    int sys_errno;        /* for NTDSB_E_WRITE / NTDSB_E_THREAD / NTDSB_E_READ: errno on
+                             POSIX, the GetLastError() code on Windows */
     uint64_t chunk_index; /* chunk being processed when it failed */
     uint64_t offset;      /* byte offset in the file of that chunk */
     char message[256];    /* human-readable detail, NUL-terminated */
@@ -117,9 +133,9 @@ typedef struct ntdsb_chunk_table {
 void ntdsb_chunk_table_free(ntdsb_chunk_table *t);
 
 /*
- * The sink.  Exactly one of fd >= 0 or write != NULL.
- *   - fd: frames are written with write(2) (retrying EINTR and short writes);
- *     no callback, no GIL.
+ * The sink.  Exactly one of an open fd (not NTDSB_NO_FILE) or write != NULL.
+ *   - fd: frames are written with write(2) (retrying EINTR and short writes;
+ *     WriteFile on Windows); no callback, no GIL.
  *   - write(ctx, buf, len): returns 0 when all `len` bytes were taken, -1 on
  *     failure (the callback's owner keeps the reason; the engine reports
  *     NTDSB_E_CALLBACK).  Called from the thread that called
@@ -128,7 +144,7 @@ void ntdsb_chunk_table_free(ntdsb_chunk_table *t);
 typedef int (*ntdsb_write_fn)(void *ctx, const void *buf, size_t len);
 
 typedef struct ntdsb_sink {
-    int fd;
+    ntdsb_file fd;     /* NTDSB_NO_FILE when write is used */
     ntdsb_write_fn write;
     void *ctx;
 } ntdsb_sink;

@@ -25,7 +25,7 @@ typedef struct ntdsb_restore_config {
 
 typedef struct ntdsb_restore_stats {
     uint64_t bytes_in;           /* archive bytes consumed (chunk headers + frames) */
-    uint64_t bytes_out;          /* raw bytes produced (and written when out_fd >= 0) */
+    uint64_t bytes_out;          /* raw bytes produced (and written when out_fd is open) */
     uint64_t chunks;
     double wall_seconds;
     double read_seconds;         /* reading the input */
@@ -38,18 +38,19 @@ typedef struct ntdsb_restore_stats {
  * frames (48-byte chunk header + zstd frame, NTDSB_CHUNK_MAGIC) that hold one
  * file of `file_size` raw bytes, and nothing after them: on success the
  * descriptor is positioned at the first byte after the last frame.  Reads use
- * read(2), so pipes work; nothing seeks.
+ * read(2) (ReadFile on Windows), so pipes work; nothing seeks.
  *
  * A reader thread reads frames into a ring; `threads` workers decompress each
  * (ZSTD_decompressDCtx, content checksum verified by zstd) and check its
  * XXH3-128 against the header; the calling thread, in order, updates the
- * whole-file XXH3-128 into *file_hash.  The data goes to `out_fd` if >= 0: on
- * a regular file the workers pwrite() verified chunks at their offsets, one
- * worker at a time (one finding a write in progress queues its chunk and
- * decompresses the next); on anything else (a pipe) the calling thread
- * write()s in order.  EINTR and short writes
- * are retried.  stats->bytes_out is kept current during the call, so the
- * cancel hook can report progress from it.
+ * whole-file XXH3-128 into *file_hash.  The data goes to `out_fd` unless it is
+ * NTDSB_NO_FILE: on a regular file the workers pwrite() verified chunks at
+ * their offsets, one worker at a time (one finding a write in progress queues
+ * its chunk and decompresses the next), through a second handle on Windows so
+ * that the caller's file pointer stays where it was; on anything else (a
+ * pipe) the calling thread write()s in order.  EINTR and short writes are
+ * retried.  stats->bytes_out is kept current during the call, so the cancel
+ * hook can report progress from it.
  *
  * Validation (hostile input): magic, payload size 40, format 1, reserved 0,
  * raw_size in 1..max_raw_size, frame_size <= ZSTD_compressBound(raw_size),
@@ -72,18 +73,21 @@ typedef struct ntdsb_restore_stats {
  *
  * The cancel hook is called from the calling thread between chunks and at
  * least every 100 ms while waiting (NTDSB_E_CANCELLED).  A reader blocked on a
- * pipe or socket notices a stop within 100 ms (it polls), so a stalled input
- * cannot keep the call from returning.  Memory is bounded by the ring: at most
+ * pipe or socket notices a stop within 100 ms (it polls; on Windows its read
+ * is cancelled when the call stops), so a stalled input cannot keep the call
+ * from returning.  Memory is bounded by the ring: at most
  * min(ring_depth, chunks) slots of raw_size + ZSTD_compressBound(raw_size)
  * bytes of the FIRST chunk (so <= max_raw_size + bound), allocated when first
  * used, plus one zstd context per worker.  Every thread has stopped before
- * the call returns.  On a regular file in_fd gets posix_fadvise SEQUENTIAL.
+ * the call returns.  On a regular file in_fd gets posix_fadvise SEQUENTIAL
+ * (POSIX).  in_fd and out_fd are descriptors on POSIX and OS HANDLEs on
+ * Windows (ntdsb_file).
  *
  * cfg NULL is NTDSB_E_CONFIG; stats, file_hash and err may be NULL.
  * *file_hash is set only on success.  Engine threads block asynchronous
  * signals, so SIGINT reaches the calling thread.
  */
-int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
+int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
                        const ntdsb_restore_config *cfg,
                        ntdsb_cancel_fn cancel, void *cancel_ctx,
                        ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,

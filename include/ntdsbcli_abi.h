@@ -32,6 +32,11 @@
 #    define _UNICODE
 #  endif
 #  include <windows.h>
+#  if defined(__GNUC__) && !defined(_stdcall)
+/* The SDK header spells the calling convention `_stdcall`, which mingw-w64
+ * defines only outside strict ISO mode: give -std=c11 builds the same. */
+#    define _stdcall __stdcall
+#  endif
 #  include <ntdsbcli.h>
 #  include <ntdsbmsg.h>
 #  define NTDSB_WINAPI __stdcall

@@ -20,7 +20,7 @@ struct emu_alloc_rec {
     uint64_t serial;
 };
 
-static pthread_mutex_t alloc_mu = PTHREAD_MUTEX_INITIALIZER;
+static ntdsb_mutex alloc_mu = NTDSB_MUTEX_INIT;
 static struct emu_alloc_rec *alloc_head;
 
 void *emu_alloc(size_t n, const emu_handle *h)
@@ -38,18 +38,41 @@ void *emu_alloc(size_t n, const emu_handle *h)
         r->trace_path = emu_join(h->conf->dcdir, "calls.log");
         r->serial = h->serial;
     }
-    pthread_mutex_lock(&alloc_mu);
+    ntdsb_mutex_lock(&alloc_mu);
     r->next = alloc_head;
     alloc_head = r;
-    pthread_mutex_unlock(&alloc_mu);
+    ntdsb_mutex_unlock(&alloc_mu);
     return r->p;
+}
+
+void *emu_alloc_replace(void *p, size_t n)
+{
+    struct emu_alloc_rec *r;
+    void *np = malloc(n ? n : 1);
+
+    if (!np)
+        return NULL;
+    ntdsb_mutex_lock(&alloc_mu);
+    for (r = alloc_head; r; r = r->next) {
+        if (r->p == p) {
+            r->p = np;
+            break;
+        }
+    }
+    ntdsb_mutex_unlock(&alloc_mu);
+    if (!r) {
+        free(np);
+        return NULL;
+    }
+    free(p);
+    return np;
 }
 
 int emu_alloc_release(void *p)
 {
     struct emu_alloc_rec **pp, *r = NULL;
 
-    pthread_mutex_lock(&alloc_mu);
+    ntdsb_mutex_lock(&alloc_mu);
     for (pp = &alloc_head; *pp; pp = &(*pp)->next) {
         if ((*pp)->p == p) {
             r = *pp;
@@ -57,7 +80,7 @@ int emu_alloc_release(void *p)
             break;
         }
     }
-    pthread_mutex_unlock(&alloc_mu);
+    ntdsb_mutex_unlock(&alloc_mu);
     if (!r)
         return 0;
     if (r->trace_path)

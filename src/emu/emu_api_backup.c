@@ -5,14 +5,10 @@
  */
 #include "emu_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static int bad_buffer_size(DWORD cb)
 {
@@ -29,7 +25,8 @@ NTDSB_EMU_EXPORT HRESULT DsBackupPrepareW(LPCWSTR szBackupServer, ULONG grbit, U
     uint8_t *tok;
     uint64_t serial;
     HRESULT hr;
-    int fd, r;
+    emu_fd fd = EMU_NO_FD;
+    int r;
 
     if (phbc)
         *phbc = NULL;
@@ -64,7 +61,7 @@ NTDSB_EMU_EXPORT HRESULT DsBackupPrepareW(LPCWSTR szBackupServer, ULONG grbit, U
     }
     h = emu_handle_create(EMU_KIND_BACKUP, c); /* owns c from here */
     if (!h) {
-        close(fd);
+        emu_os_close(fd);
         return ERROR_NOT_ENOUGH_MEMORY;
     }
     h->lock_fd = fd;
@@ -113,14 +110,15 @@ NTDSB_EMU_EXPORT HRESULT DsBackupGetDatabaseNamesW(HBC hbc, LPWSTR *pszAttachmen
 }
 
 /* Open NTDS/<file>, falling back to a case-insensitive match (Windows file
- * names are).  Returns the fd or -1 with errno. */
-static int open_ntds_file(const emu_conf *c, const char *file)
+ * names are).  0 with *fd, or -1 with errno. */
+static int open_ntds_file(const emu_conf *c, const char *file, emu_fd *fd)
 {
     char *ntds = emu_join(c->dcdir, "NTDS"), *p;
-    DIR *d;
-    struct dirent *e;
-    int fd = -1, err = ENOENT;
+    emu_dir *d;
+    const char *entry;
+    int r, err;
 
+    *fd = EMU_NO_FD;
     if (!ntds) {
         errno = ENOMEM;
         return -1;
@@ -131,22 +129,28 @@ static int open_ntds_file(const emu_conf *c, const char *file)
         errno = ENOMEM;
         return -1;
     }
-    fd = open(p, O_RDONLY | O_CLOEXEC);
+    r = emu_os_open_read(p, fd);
     err = errno;
     free(p);
-    if (fd < 0 && err == ENOENT && (d = opendir(ntds)) != NULL) {
-        while ((e = readdir(d)) != NULL) {
-            if (emu_ascii_casecmp(e->d_name, file) == 0) {
-                fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+    if (r != 0 && err == ENOENT && (d = emu_os_opendir(ntds)) != NULL) {
+        while ((entry = emu_os_readdir(d)) != NULL) {
+            if (emu_ascii_casecmp(entry, file) == 0) {
+                p = emu_join(ntds, entry);
+                if (!p) {
+                    err = ENOMEM;
+                    break;
+                }
+                r = emu_os_open_read(p, fd);
                 err = errno;
+                free(p);
                 break;
             }
         }
-        closedir(d);
+        emu_os_closedir(d);
     }
     free(ntds);
     errno = err;
-    return fd;
+    return r;
 }
 
 NTDSB_EMU_EXPORT HRESULT DsBackupOpenFileW(HBC hbc, LPCWSTR szAttachmentName,
@@ -155,8 +159,9 @@ NTDSB_EMU_EXPORT HRESULT DsBackupOpenFileW(HBC hbc, LPCWSTR szAttachmentName,
     static const char fn[] = "DsBackupOpenFileW";
     emu_handle *h;
     char *u8 = NULL, *file = NULL;
-    struct stat st;
-    int fd, m;
+    emu_file_info st;
+    emu_fd fd;
+    int m, r;
     HRESULT hr = emu_handle_begin(hbc, EMU_KIND_BACKUP, fn, &h);
 
     if (hr)
@@ -165,7 +170,7 @@ NTDSB_EMU_EXPORT HRESULT DsBackupOpenFileW(HBC hbc, LPCWSTR szAttachmentName,
         return emu_handle_finish(h, fn, ERROR_INVALID_PARAMETER);
     if (h->offline)
         return emu_handle_finish(h, fn, hrCommunicationError);
-    if (h->fd >= 0)
+    if (h->fd != EMU_NO_FD)
         return emu_handle_finish(h, fn, hrAlreadyOpen);
     hr = emu_utf16_to_utf8(szAttachmentName, &u8);
     if (hr)
@@ -178,9 +183,9 @@ NTDSB_EMU_EXPORT HRESULT DsBackupOpenFileW(HBC hbc, LPCWSTR szAttachmentName,
         return emu_handle_finish(h, fn, ERROR_NOT_ENOUGH_MEMORY);
     if (m != EMU_UNC_FILE)
         return emu_handle_finish(h, fn, ERROR_INVALID_PARAMETER);
-    fd = open_ntds_file(h->conf, file);
+    r = open_ntds_file(h->conf, file, &fd);
     free(file);
-    if (fd < 0) {
+    if (r != 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             hr = hrFileNotFound;
         else if (errno == EACCES || errno == EPERM)
@@ -191,14 +196,14 @@ NTDSB_EMU_EXPORT HRESULT DsBackupOpenFileW(HBC hbc, LPCWSTR szAttachmentName,
             hr = hrDiskIO;
         return emu_handle_finish(h, fn, hr);
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
+    if (emu_os_fstat(fd, &st) != 0 || !st.regular) {
+        emu_os_close(fd);
         return emu_handle_finish(h, fn, hrFileNotFound);
     }
     h->fd = fd;
-    h->size = (int64_t)st.st_size;
+    h->size = st.size;
     h->pos = 0;
-    NTDSB_LI_QUAD(*pliFileSize) = (int64_t)st.st_size;
+    NTDSB_LI_QUAD(*pliFileSize) = st.size;
     return emu_handle_finish(h, fn, 0);
 }
 
@@ -217,7 +222,7 @@ NTDSB_EMU_EXPORT HRESULT DsBackupRead(HBC hbc, PVOID pvBuffer, DWORD cbBuffer, P
         return hr;
     if (!pvBuffer || !pcbRead || bad_buffer_size(cbBuffer))
         return emu_handle_finish(h, fn, ERROR_INVALID_PARAMETER);
-    if (h->fd < 0)
+    if (h->fd == EMU_NO_FD)
         return emu_handle_finish(h, fn, hrInvalidHandle);
     hr = emu_fault_before_read(h, &max);
     if (hr)
@@ -229,11 +234,10 @@ NTDSB_EMU_EXPORT HRESULT DsBackupRead(HBC hbc, PVOID pvBuffer, DWORD cbBuffer, P
     if (want > max)
         want = max;
     while (got < want) {
-        ssize_t r = pread(h->fd, (char *)pvBuffer + got, (size_t)(want - got),
-                          (off_t)(h->pos + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
+        size_t r = 0;
+        int err = 0;
+        if (ntdsb_file_pread(h->fd, (char *)pvBuffer + got, (size_t)(want - got),
+                             (uint64_t)h->pos + got, &r, &err) != 0)
             return emu_handle_finish(h, fn, hrDiskIO);
         if (r == 0)
             break; /* the file shrank: report what there is, then EOF */
@@ -256,10 +260,10 @@ NTDSB_EMU_EXPORT HRESULT DsBackupClose(HBC hbc)
 
     if (hr)
         return hr;
-    if (h->fd < 0)
+    if (h->fd == EMU_NO_FD)
         return emu_handle_finish(h, fn, hrInvalidHandle);
-    close(h->fd);
-    h->fd = -1;
+    emu_os_close(h->fd);
+    h->fd = EMU_NO_FD;
     return emu_handle_finish(h, fn, 0);
 }
 
@@ -321,7 +325,7 @@ NTDSB_EMU_EXPORT HRESULT DsBackupTruncateLogs(HBC hbc)
         return hr;
     /* Truncation is only safe once the logs were listed (and so copied) and
      * no file transfer is in progress. */
-    if (!h->logs_listed || h->fd >= 0)
+    if (!h->logs_listed || h->fd != EMU_NO_FD)
         return emu_handle_finish(h, fn, hrInvalidBackupSequence);
     if (h->offline)
         return emu_handle_finish(h, fn, hrCommunicationError);

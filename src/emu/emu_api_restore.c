@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 NTDSB_EMU_EXPORT HRESULT DsRestorePrepareW(LPCWSTR szServerName, ULONG rtFlag, PVOID pvExpiryToken,
                                            DWORD cbExpiryTokenSize, HBC *phbc)
@@ -208,7 +207,8 @@ NTDSB_EMU_EXPORT HRESULT DsRestoreRegisterW(HBC hbc, LPCWSTR szCheckPointFilePat
     static const char fn[] = "DsRestoreRegisterW";
     emu_handle *h;
     char *body;
-    int fd, r;
+    emu_fd fd;
+    int r;
     int64_t now;
     HRESULT hr = emu_handle_begin(hbc, EMU_KIND_RESTORE, fn, &h);
 
@@ -239,7 +239,7 @@ NTDSB_EMU_EXPORT HRESULT DsRestoreRegisterW(HBC hbc, LPCWSTR szCheckPointFilePat
     now = emu_now(h->conf);
     hr = emu_restore_state_write(h->conf, "registered", 0, body, now, 0);
     if (hr) {
-        close(fd);
+        emu_os_close(fd);
         free(body);
         return emu_handle_finish(h, fn, hr);
     }

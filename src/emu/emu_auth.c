@@ -11,16 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
-static pthread_mutex_t id_mu = PTHREAD_MUTEX_INITIALIZER;
+static ntdsb_mutex id_mu = NTDSB_MUTEX_INIT;
 static char *id_user, *id_domain, *id_password; /* NULL user: process identity */
 
 static void clear_locked(void)
 {
     if (id_password)
-        OPENSSL_cleanse(id_password, strlen(id_password));
+        emu_os_wipe(id_password, strlen(id_password));
     free(id_user);
     free(id_domain);
     free(id_password);
@@ -29,9 +26,9 @@ static void clear_locked(void)
 
 void emu_identity_clear(void)
 {
-    pthread_mutex_lock(&id_mu);
+    ntdsb_mutex_lock(&id_mu);
     clear_locked();
-    pthread_mutex_unlock(&id_mu);
+    ntdsb_mutex_unlock(&id_mu);
 }
 
 HRESULT emu_identity_set(LPCWSTR user, LPCWSTR domain, LPCWSTR password)
@@ -54,18 +51,18 @@ HRESULT emu_identity_set(LPCWSTR user, LPCWSTR domain, LPCWSTR password)
         hr = ERROR_NOT_ENOUGH_MEMORY;
     if (hr) {
         if (p)
-            OPENSSL_cleanse(p, strlen(p));
+            emu_os_wipe(p, strlen(p));
         free(u);
         free(d);
         free(p);
         return hr;
     }
-    pthread_mutex_lock(&id_mu);
+    ntdsb_mutex_lock(&id_mu);
     clear_locked();
     id_user = u;
     id_domain = d;
     id_password = p;
-    pthread_mutex_unlock(&id_mu);
+    ntdsb_mutex_unlock(&id_mu);
     return 0;
 }
 
@@ -93,12 +90,10 @@ static long logon(const emu_conf *c, const char *user, const char *domain, const
         if (emu_ascii_casecmp(a->user, user) != 0 ||
             emu_ascii_casecmp(a->domain ? a->domain : c->domain, domain) != 0)
             continue;
-        if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), a->salt, (int)a->salt_len,
-                               (int)(a->iterations > 0x7FFFFFFFu ? 0x7FFFFFFFu : a->iterations),
-                               EVP_sha256(), (int)sizeof got, got))
+        if (emu_os_pbkdf2_sha256(pw, strlen(pw), a->salt, a->salt_len, a->iterations, got) != 0)
             return -1;
-        ok = CRYPTO_memcmp(got, a->hash, sizeof got) == 0;
-        OPENSSL_cleanse(got, sizeof got);
+        ok = emu_os_memeq(got, a->hash, sizeof got);
+        emu_os_wipe(got, sizeof got);
         /* First account with this name decides: a wrong password is not
          * retried against a later duplicate line. */
         return ok ? (long)a->privs : -1;
@@ -112,7 +107,7 @@ HRESULT emu_auth_check(const emu_conf *c, unsigned need, unsigned need_any)
     int have_id, oom = 0;
     long privs;
 
-    pthread_mutex_lock(&id_mu);
+    ntdsb_mutex_lock(&id_mu);
     have_id = id_user != NULL;
     if (have_id) {
         u = strdup(id_user);
@@ -120,7 +115,7 @@ HRESULT emu_auth_check(const emu_conf *c, unsigned need, unsigned need_any)
         p = strdup(id_password);
         oom = !u || !d || !p;
     }
-    pthread_mutex_unlock(&id_mu);
+    ntdsb_mutex_unlock(&id_mu);
     if (oom) {
         privs = -2;
     } else if (have_id) {
@@ -130,7 +125,7 @@ HRESULT emu_auth_check(const emu_conf *c, unsigned need, unsigned need_any)
         privs = (long)c->default_privs;
     }
     if (p)
-        OPENSSL_cleanse(p, strlen(p));
+        emu_os_wipe(p, strlen(p));
     free(u);
     free(d);
     free(p);
@@ -145,7 +140,8 @@ HRESULT emu_auth_check(const emu_conf *c, unsigned need, unsigned need_any)
     return 0;
 }
 
-/* dlclose: wipe and free the stored password rather than leave it behind. */
+/* dlclose / FreeLibrary: wipe and free the stored password rather than
+ * leave it behind. */
 __attribute__((destructor)) static void emu_auth_fini(void)
 {
     emu_identity_clear();

@@ -291,7 +291,7 @@ HRESULT emu_conf_load(const char *dcdir, const char *folder, emu_conf **out)
     emu_conf *c;
     char *path, *line = NULL;
     size_t cap = 0, total = 0;
-    ssize_t n;
+    long n;
     FILE *f;
     HRESULT hr = 0;
 
@@ -310,13 +310,13 @@ HRESULT emu_conf_load(const char *dcdir, const char *folder, emu_conf **out)
         emu_conf_free(c);
         return ERROR_NOT_ENOUGH_MEMORY;
     }
-    f = fopen(path, "re");
+    f = emu_os_fopen_read(path);
     free(path);
     if (!f) {
         emu_conf_free(c);
         return hrCouldNotConnect;
     }
-    while ((n = getline(&line, &cap, f)) >= 0) {
+    while ((n = emu_os_getline(&line, &cap, f)) >= 0) {
         char *s, *eq;
         int r;
         total += (size_t)n;

@@ -2,25 +2,24 @@
  * emu_dc.c - from a server name to a DC folder: ROOT/<name> matched exactly,
  * else case-insensitively (ASCII folding) among the root's entries; the folder
  * must hold a dc.conf.  The name rules are the real API's: leading
- * backslashes optional, no underscore (RPC_S_INVALID_BINDING).
+ * backslashes optional, no underscore (RPC_S_INVALID_BINDING).  Where the
+ * file system folds case (Windows), ROOT/<name> opens whatever the case, so
+ * the folder's real spelling always comes from the directory listing: the
+ * UNC name a DC reports must not depend on how the caller spelt it.
  */
 #include "emu_internal.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static int has_conf(const char *dir)
 {
     char *p = emu_join(dir, "dc.conf");
-    struct stat st;
     int ok;
 
     if (!p)
         return -1;
-    ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    ok = emu_os_is_regular(p);
     free(p);
     return ok;
 }
@@ -29,8 +28,8 @@ static int has_conf(const char *dir)
 static char *find_folder(const char *root, const char *name, int *oom)
 {
     char *dir = emu_join(root, name), *best = NULL;
-    DIR *d;
-    struct dirent *e;
+    emu_dir *d;
+    const char *entry;
     int r;
 
     *oom = 0;
@@ -44,21 +43,21 @@ static char *find_folder(const char *root, const char *name, int *oom)
         *oom = 1;
         return NULL;
     }
-    if (r)
+    if (r && !emu_os_folds_case())
         return strdup(name);
 
-    d = opendir(root);
+    d = emu_os_opendir(root);
     if (!d)
         return NULL;
-    while ((e = readdir(d)) != NULL) {
+    while ((entry = emu_os_readdir(d)) != NULL) {
         char *cand;
-        if (e->d_name[0] == '.' || emu_ascii_casecmp(e->d_name, name) != 0)
+        if (entry[0] == '.' || emu_ascii_casecmp(entry, name) != 0)
             continue;
         /* Several case variants: take the smallest by strcmp so every
          * process picks the same one whatever readdir's order. */
-        if (best && strcmp(e->d_name, best) >= 0)
+        if (best && strcmp(entry, best) >= 0)
             continue;
-        cand = emu_join(root, e->d_name);
+        cand = emu_join(root, entry);
         if (!cand) {
             *oom = 1;
             break;
@@ -70,7 +69,7 @@ static char *find_folder(const char *root, const char *name, int *oom)
             break;
         }
         if (r) {
-            char *nb = strdup(e->d_name);
+            char *nb = strdup(entry);
             if (!nb) {
                 *oom = 1;
                 break;
@@ -79,7 +78,7 @@ static char *find_folder(const char *root, const char *name, int *oom)
             best = nb;
         }
     }
-    closedir(d);
+    emu_os_closedir(d);
     if (*oom) {
         free(best);
         return NULL;

@@ -9,16 +9,9 @@
  */
 #include "emu_internal.h"
 
-#include <errno.h>
-
 void emu_sleep_us(uint64_t us)
 {
-    struct timespec ts, rem;
-
-    ts.tv_sec = (time_t)(us / 1000000u);
-    ts.tv_nsec = (long)(us % 1000000u) * 1000L;
-    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-        ts = rem;
+    emu_os_sleep_us(us);
 }
 
 void emu_fault_latency(const emu_conf *c)
@@ -68,7 +61,7 @@ HRESULT emu_fault_before_read(emu_handle *h, uint32_t *max)
     if (c->bandwidth && !h->bw_started) {
         /* The pacing clock starts with the handle's first read. */
         h->bw_started = 1;
-        clock_gettime(CLOCK_MONOTONIC, &h->bw_start);
+        h->bw_start = ntdsb_now();
     }
     if (c->short_read && *max > 0) {
         uint32_t lim = c->short_read < *max ? c->short_read : *max;
@@ -77,26 +70,19 @@ HRESULT emu_fault_before_read(emu_handle *h, uint32_t *max)
     return 0;
 }
 
-static double mono_seconds(const struct timespec *t)
-{
-    return (double)t->tv_sec + (double)t->tv_nsec / 1e9;
-}
-
 void emu_fault_pace(emu_handle *h, uint32_t n)
 {
     const emu_conf *c = h->conf;
-    struct timespec now;
     double burst, due, elapsed;
 
     (void)n; /* already counted in h->returned */
     if (!c->bandwidth)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &now);
     /* Token bucket: by time t after the first read at most rate*t + burst
      * bytes have been returned; burst = 1/20 s worth of bytes. */
     burst = (double)c->bandwidth / 20.0;
     due = ((double)h->returned - burst) / (double)c->bandwidth;
-    elapsed = mono_seconds(&now) - mono_seconds(&h->bw_start);
+    elapsed = ntdsb_now() - h->bw_start;
     if (due > elapsed)
         emu_sleep_us((uint64_t)((due - elapsed) * 1e6) + 1);
 }

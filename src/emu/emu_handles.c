@@ -17,9 +17,8 @@
 #include "emu_internal.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static ntdsb_mutex reg_mu = NTDSB_MUTEX_INIT;
 static emu_handle *reg_head;
 static uint64_t reg_serial;
 
@@ -27,33 +26,33 @@ emu_handle *emu_handle_create(unsigned kind, emu_conf *conf)
 {
     emu_handle *h = calloc(1, sizeof *h);
 
-    if (!h || pthread_mutex_init(&h->mu, NULL) != 0) {
+    if (!h || ntdsb_mutex_init(&h->mu) != 0) {
         free(h);
         emu_conf_free(conf);
         return NULL;
     }
     h->kind = kind;
     h->conf = conf;
-    h->lock_fd = -1;
-    h->fd = -1;
+    h->lock_fd = EMU_NO_FD;
+    h->fd = EMU_NO_FD;
     h->refs = 1;
     /* fault_short_read must repeat run after run: a fixed seed. */
     h->prng = 0x9E3779B97F4A7C15ull;
-    pthread_mutex_lock(&reg_mu);
+    ntdsb_mutex_lock(&reg_mu);
     h->serial = ++reg_serial;
     h->next = reg_head;
     reg_head = h;
-    pthread_mutex_unlock(&reg_mu);
+    ntdsb_mutex_unlock(&reg_mu);
     return h;
 }
 
 static void destroy(emu_handle *h)
 {
-    if (h->fd >= 0)
-        close(h->fd);
-    if (h->lock_fd >= 0)
-        close(h->lock_fd);
-    pthread_mutex_destroy(&h->mu);
+    if (h->fd != EMU_NO_FD)
+        emu_os_close(h->fd);
+    if (h->lock_fd != EMU_NO_FD)
+        emu_os_close(h->lock_fd);
+    ntdsb_mutex_destroy(&h->mu);
     emu_conf_free(h->conf);
     free(h->reg_body);
     free(h);
@@ -63,9 +62,9 @@ static void unref(emu_handle *h)
 {
     int last;
 
-    pthread_mutex_lock(&reg_mu);
+    ntdsb_mutex_lock(&reg_mu);
     last = --h->refs == 0;
-    pthread_mutex_unlock(&reg_mu);
+    ntdsb_mutex_unlock(&reg_mu);
     if (last)
         destroy(h);
 }
@@ -92,14 +91,14 @@ HRESULT emu_handle_begin(HBC hbc, unsigned kinds, const char *fn, emu_handle **o
     *out = NULL;
     if (!hbc)
         return ERROR_INVALID_PARAMETER;
-    pthread_mutex_lock(&reg_mu);
+    ntdsb_mutex_lock(&reg_mu);
     for (h = reg_head; h; h = h->next) {
         if ((void *)h == hbc)
             break;
     }
     if (h)
         h->refs++;
-    pthread_mutex_unlock(&reg_mu);
+    ntdsb_mutex_unlock(&reg_mu);
     if (!h)
         return ERROR_INVALID_PARAMETER;
 
@@ -110,10 +109,10 @@ HRESULT emu_handle_begin(HBC hbc, unsigned kinds, const char *fn, emu_handle **o
         unref(h);
         return ERROR_INVALID_PARAMETER;
     }
-    pthread_mutex_lock(&h->mu);
+    ntdsb_mutex_lock(&h->mu);
     if (h->ended) {
         /* Ended while we waited for the lock. */
-        pthread_mutex_unlock(&h->mu);
+        ntdsb_mutex_unlock(&h->mu);
         unref(h);
         return ERROR_INVALID_PARAMETER;
     }
@@ -124,7 +123,7 @@ HRESULT emu_handle_begin(HBC hbc, unsigned kinds, const char *fn, emu_handle **o
 HRESULT emu_handle_finish(emu_handle *h, const char *fn, HRESULT hr)
 {
     emu_trace(h->conf, fn, h->serial, hr);
-    pthread_mutex_unlock(&h->mu);
+    ntdsb_mutex_unlock(&h->mu);
     unref(h);
     return hr;
 }
@@ -136,30 +135,30 @@ void emu_handle_end(emu_handle *h)
     h->ended = 1;
     /* Release the DC's lock now, not when the last reference goes: End is
      * the moment another backup/restore may start. */
-    if (h->fd >= 0) {
-        close(h->fd);
-        h->fd = -1;
+    if (h->fd != EMU_NO_FD) {
+        emu_os_close(h->fd);
+        h->fd = EMU_NO_FD;
     }
-    if (h->lock_fd >= 0) {
-        close(h->lock_fd);
-        h->lock_fd = -1;
+    if (h->lock_fd != EMU_NO_FD) {
+        emu_os_close(h->lock_fd);
+        h->lock_fd = EMU_NO_FD;
     }
-    pthread_mutex_lock(&reg_mu);
+    ntdsb_mutex_lock(&reg_mu);
     listed = unlink_locked(h);
     if (listed)
         h->refs--; /* the registry's reference; the caller still holds one */
-    pthread_mutex_unlock(&reg_mu);
+    ntdsb_mutex_unlock(&reg_mu);
 }
 
 void emu_handle_discard(emu_handle *h)
 {
-    pthread_mutex_lock(&h->mu);
+    ntdsb_mutex_lock(&h->mu);
     emu_handle_end(h);
-    pthread_mutex_unlock(&h->mu);
+    ntdsb_mutex_unlock(&h->mu);
     /* create's reference was the registry's, dropped by end; nothing else
      * can hold one because the pointer was never handed out. */
-    pthread_mutex_lock(&reg_mu);
+    ntdsb_mutex_lock(&reg_mu);
     h->refs++;
-    pthread_mutex_unlock(&reg_mu);
+    ntdsb_mutex_unlock(&reg_mu);
     unref(h);
 }

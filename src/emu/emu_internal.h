@@ -11,19 +11,31 @@
 #ifndef NTDSB_EMU_INTERNAL_H
 #define NTDSB_EMU_INTERNAL_H
 
-/* flock, pread, strndup, nanosleep: POSIX + BSD/GNU extensions. */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE
 #endif
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
+/* Windows: this library *is* ntdsbcli.dll, so the SDK header must declare
+ * its functions plainly, not as imports (the switch the SDK has for that). */
+#ifdef _WIN32
+#  define _NTDSBCLI_DEFINED
+#endif
 #include "ntdsbcli_abi.h"
+#include "emu_os.h"   /* files, directories, locks, time, PBKDF2 */
+#include "platform.h" /* ntdsb_mutex */
 
-#define NTDSB_EMU_EXPORT __attribute__((visibility("default")))
+/* What a client can call.  ELF: default visibility for the Ds* functions,
+ * hidden for everything else.  Windows: the export list is ntdsbcli.def
+ * (exactly the real DLL's names), so nothing needs marking. */
+#ifdef _WIN32
+#  define NTDSB_EMU_EXPORT
+#else
+#  define NTDSB_EMU_EXPORT __attribute__((visibility("default")))
+#endif
 
 /* Everything declared below stays inside the library whatever -fvisibility
  * the build uses, so a provider never leaks helper symbols. */
@@ -96,18 +108,14 @@ int emu_dc_set_dsrm(const emu_conf *c);
 /* Emulated clock: the real clock plus clock_offset. */
 int64_t emu_now(const emu_conf *c);
 
-/* Write `path` atomically: tmp file, fsync, rename, fsync directory.
- * 0 or -1 (errno set). */
-int emu_write_atomic(const char *dir, const char *name, const char *data, size_t len);
-
 /* restore.state: state=..., hr=..., then `body` (checkpoint_dir= ... map=
  * lines, each ending in '\n'), registered_at=, completed_at=. */
 HRESULT emu_restore_state_write(const emu_conf *c, const char *state, HRESULT hr,
                                 const char *body, int64_t registered_at, int64_t completed_at);
-/* flock(LOCK_EX|LOCK_NB) on ROOT/<DC>/<name>: 0 with *fd held, 1 when held
- * by someone else (any thread or process), -1 on error.  The lock dies with
- * the descriptor, so a crashed process never leaves it behind. */
-int emu_lock_try(const emu_conf *c, const char *name, int *fd);
+/* emu_os_lock_try on ROOT/<DC>/<name>: 0 with *fd held, 1 when held by
+ * someone else (any thread or process), -1 on error.  The lock dies with the
+ * file, so a crashed process never leaves it behind. */
+int emu_lock_try(const emu_conf *c, const char *name, emu_fd *fd);
 /* ROOT/<DC>/current_backup_log (decimal). */
 HRESULT emu_current_log_write(const emu_conf *c, uint32_t value);
 
@@ -159,12 +167,12 @@ typedef struct emu_handle {
     uint64_t serial;         /* 1, 2, ... (trace lines) */
     unsigned kind;
     emu_conf *conf;          /* snapshot taken at Prepare; immutable */
-    pthread_mutex_t mu;      /* serializes every call on this handle */
+    ntdsb_mutex mu;          /* serializes every call on this handle */
     int ended;               /* under mu */
-    int lock_fd;             /* backup.lock / restore.lock, -1 if none */
+    emu_fd lock_fd;          /* backup.lock / restore.lock, EMU_NO_FD if none */
 
     /* backup */
-    int fd;                  /* open file, -1 if none */
+    emu_fd fd;               /* open file, EMU_NO_FD if none */
     int64_t size, pos;
     uint64_t returned;       /* bytes returned by DsBackupRead, all files */
     int offline;             /* fault_offline_after fired */
@@ -172,7 +180,7 @@ typedef struct emu_handle {
     uint32_t ckpt_gen, high_gen;
     uint64_t prng;           /* fault_short_read */
     int bw_started;
-    struct timespec bw_start;
+    double bw_start;         /* ntdsb_now() at the first read */
 
     /* restore */
     int restricted;          /* prepared without a token */
@@ -202,6 +210,10 @@ void emu_handle_discard(emu_handle *h);
 void *emu_alloc(size_t n, const emu_handle *h);
 /* 1 if p was ours (now freed), 0 otherwise (left alone). */
 int emu_alloc_release(void *p);
+/* A new DsBackupFree-able buffer of n bytes that takes over p's record (the
+ * DC it is traced to), p freed untraced: for an ANSI list made from a W one.
+ * NULL (p untouched and still registered) when out of memory or p is not ours. */
+void *emu_alloc_replace(void *p, size_t n);
 
 /* ---- identity (emu_auth.c) -------------------------------------------- */
 

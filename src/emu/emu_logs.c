@@ -10,14 +10,10 @@
  */
 #include "emu_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ntdsb_ese.h"
 
@@ -51,39 +47,13 @@ static void log_name(char out[16], uint32_t gen)
     snprintf(out, 16, "edb%05X.log", (unsigned)gen);
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static int pread_full(int fd, void *buf, size_t n, off_t off)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 /* LOGTIME: sec, min, hour, day, month (1..12), year-1900, flags (bit0 = UTC). */
 static void logtime(uint8_t out[8], int64_t now)
 {
-    time_t t = (time_t)now;
     struct tm tm;
 
     memset(out, 0, 8);
-    if (!gmtime_r(&t, &tm) || tm.tm_year < 0 || tm.tm_year > 255)
+    if (emu_os_gmtime(now, &tm) != 0 || tm.tm_year < 0 || tm.tm_year > 255)
         return;
     out[0] = (uint8_t)tm.tm_sec;
     out[1] = (uint8_t)tm.tm_min;
@@ -100,17 +70,18 @@ static int checkpoint_gen(const char *ntds, uint32_t *gen)
 {
     char *p = emu_join(ntds, "edb.chk");
     uint8_t b[20];
-    int fd, r;
+    emu_fd fd;
+    int r;
     int32_t g;
 
     if (!p)
         return -1;
-    fd = open(p, O_RDONLY | O_CLOEXEC);
+    r = emu_os_open_read(p, &fd);
     free(p);
-    if (fd < 0)
+    if (r != 0)
         return errno == ENOENT ? 0 : -1;
-    r = pread_full(fd, b, sizeof b, 0);
-    close(fd);
+    r = emu_os_pread_full(fd, b, sizeof b, 0);
+    emu_os_close(fd);
     if (r)
         return -1;
     g = (int32_t)emu_le32(b + 16);
@@ -123,66 +94,56 @@ static int checkpoint_gen(const char *ntds, uint32_t *gen)
 /* Lowest closed generation in NTDS/: 1 found, 0 none, -1 error. */
 static int lowest_closed(const char *ntds, uint32_t *gen)
 {
-    DIR *d = opendir(ntds);
-    struct dirent *e;
+    emu_dir *d = emu_os_opendir(ntds);
+    const char *name;
     int found = 0;
     uint32_t g;
 
     if (!d)
         return -1;
-    while ((e = readdir(d)) != NULL) {
-        if (emu_log_name_gen(e->d_name, &g) && g > 0 && (!found || g < *gen)) {
+    while ((name = emu_os_readdir(d)) != NULL) {
+        if (emu_log_name_gen(name, &g) && g > 0 && (!found || g < *gen)) {
             *gen = g;
             found = 1;
         }
     }
-    closedir(d);
+    emu_os_closedir(d);
     return found;
 }
 
 static int exists(const char *ntds, uint32_t gen)
 {
     char name[16], *p;
-    struct stat st;
     int ok;
 
     log_name(name, gen);
     p = emu_join(ntds, name);
     if (!p)
         return -1;
-    ok = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    ok = emu_os_is_regular(p);
     free(p);
     return ok;
 }
 
 /* Write the new edb.log as NTDS/edb.log.roll; 0 or an HRESULT. */
-static HRESULT write_next(const char *tmp, const uint8_t *hdr, off_t size, mode_t mode)
+static HRESULT write_next(const char *tmp, const uint8_t *hdr, int64_t size, unsigned mode)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    size_t off = 0;
+    emu_fd fd;
     HRESULT hr = 0;
 
-    if (fd < 0)
+    if (emu_os_create(tmp, mode, &fd) != 0)
         return hrLogWriteFail;
-    while (off < EMU_LOG_HEADER) {
-        ssize_t w = write(fd, hdr + off, EMU_LOG_HEADER - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            hr = errno == ENOSPC ? hrLogDiskFull : hrLogWriteFail;
-            break;
-        }
-        off += (size_t)w;
-    }
-    /* The rest of the log: zeros, same size as the log it follows. */
-    if (!hr && ftruncate(fd, size) != 0)
+    if (emu_os_write_all(fd, hdr, EMU_LOG_HEADER) != 0)
         hr = errno == ENOSPC ? hrLogDiskFull : hrLogWriteFail;
-    if (!hr && fsync(fd) != 0)
+    /* The rest of the log: zeros, same size as the log it follows. */
+    if (!hr && emu_os_set_size(fd, (uint64_t)size) != 0)
+        hr = errno == ENOSPC ? hrLogDiskFull : hrLogWriteFail;
+    if (!hr && emu_os_sync(fd) != 0)
         hr = hrLogWriteFail;
-    if (close(fd) != 0 && !hr)
+    if (emu_os_close(fd) != 0 && !hr)
         hr = hrLogWriteFail;
     if (hr)
-        unlink(tmp);
+        emu_os_remove(tmp);
     return hr;
 }
 
@@ -191,9 +152,10 @@ HRESULT emu_logs_roll(const emu_conf *c, uint32_t *ckpt_gen, uint32_t *closed_ge
     char *ntds = emu_join(c->dcdir, "NTDS"), *cur = NULL, *tmp = NULL, *closed = NULL;
     uint8_t hdr[EMU_LOG_HEADER], nh[EMU_LOG_HEADER];
     char name[16];
-    struct stat st;
+    emu_file_info st;
     uint32_t gen, ckpt = 0, g;
-    int fd = -1, r;
+    emu_fd fd;
+    int r;
     HRESULT hr = 0;
 
     if (!ntds)
@@ -204,14 +166,16 @@ HRESULT emu_logs_roll(const emu_conf *c, uint32_t *ckpt_gen, uint32_t *closed_ge
         hr = ERROR_NOT_ENOUGH_MEMORY;
         goto out;
     }
-    fd = open(cur, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    if (emu_os_open_read(cur, &fd) != 0) {
         hr = errno == ENOENT ? hrMissingLogFile : hrDiskIO;
         goto out;
     }
-    if (fstat(fd, &st) != 0 || st.st_size < (off_t)EMU_LOG_HEADER ||
-        pread_full(fd, hdr, sizeof hdr, 0) != 0 ||
-        emu_le32(hdr) != emu_header_checksum(hdr, sizeof hdr)) {
+    r = emu_os_fstat(fd, &st) != 0 || st.size < (int64_t)EMU_LOG_HEADER ||
+        emu_os_pread_full(fd, hdr, sizeof hdr, 0) != 0;
+    /* Closed before the roll renames over it: Windows refuses to replace an
+     * open file. */
+    emu_os_close(fd);
+    if (r || emu_le32(hdr) != emu_header_checksum(hdr, sizeof hdr)) {
         hr = hrLogFileCorrupt;
         goto out;
     }
@@ -260,30 +224,28 @@ HRESULT emu_logs_roll(const emu_conf *c, uint32_t *ckpt_gen, uint32_t *closed_ge
         hr = ERROR_NOT_ENOUGH_MEMORY;
         goto out;
     }
-    hr = write_next(tmp, nh, st.st_size, st.st_mode & 0777);
+    hr = write_next(tmp, nh, st.size, st.mode);
     if (hr)
         goto out;
     /* link() then rename(): edb.log exists at every instant, and link fails
      * (EEXIST) rather than overwrite a closed log of the same generation. */
-    if (link(cur, closed) != 0) {
+    if (emu_os_link(cur, closed) != 0) {
         int e = errno;
-        if (e == EEXIST || exists(ntds, gen) != 0 || rename(cur, closed) != 0) {
+        if (e == EEXIST || exists(ntds, gen) != 0 || emu_os_rename(cur, closed) != 0) {
             hr = e == EEXIST ? hrInvalidLogSequence : hrLogWriteFail;
-            unlink(tmp);
+            emu_os_remove(tmp);
             goto out;
         }
     }
-    if (rename(tmp, cur) != 0) {
+    if (emu_os_rename(tmp, cur) != 0) {
         hr = hrLogWriteFail;
-        unlink(tmp);
+        emu_os_remove(tmp);
         goto out;
     }
-    fsync_dir(ntds);
+    emu_os_sync_dir(ntds);
     *ckpt_gen = ckpt;
     *closed_gen = gen;
 out:
-    if (fd >= 0)
-        close(fd);
     free(ntds);
     free(cur);
     free(tmp);
@@ -294,28 +256,35 @@ out:
 HRESULT emu_logs_truncate(const emu_conf *c, uint32_t ckpt_gen)
 {
     char *ntds = emu_join(c->dcdir, "NTDS");
-    DIR *d;
-    struct dirent *e;
+    emu_dir *d;
+    const char *name;
     HRESULT hr = 0;
     uint32_t g;
 
     if (!ntds)
         return ERROR_NOT_ENOUGH_MEMORY;
-    d = opendir(ntds);
+    d = emu_os_opendir(ntds);
     if (!d) {
         free(ntds);
         return hrDiskIO;
     }
     /* Only closed logs strictly below the checkpoint: recovery never needs
      * them.  edb.log and anything from the checkpoint on stay. */
-    while ((e = readdir(d)) != NULL) {
-        if (!emu_log_name_gen(e->d_name, &g) || g >= ckpt_gen)
+    while ((name = emu_os_readdir(d)) != NULL) {
+        char *p;
+        if (!emu_log_name_gen(name, &g) || g >= ckpt_gen)
             continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+        p = emu_join(ntds, name);
+        if (!p) {
+            hr = ERROR_NOT_ENOUGH_MEMORY;
+            continue;
+        }
+        if (emu_os_remove(p) != 0 && errno != ENOENT)
             hr = hrDiskIO;
+        free(p);
     }
-    closedir(d);
-    fsync_dir(ntds);
+    emu_os_closedir(d);
+    emu_os_sync_dir(ntds);
     free(ntds);
     return hr;
 }

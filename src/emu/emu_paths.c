@@ -149,16 +149,27 @@ char *emu_join(const char *a, const char *b)
  * process at several roots over time. */
 char *emu_root(void)
 {
-    const char *v = getenv("NTDSB_EMU_ROOT");
+    static const struct {
+        const char *var, *below;
+    } order[] = {{"NTDSB_EMU_ROOT", NULL},
+                 {"XDG_DATA_HOME", "ntdsbackup/emu"},
+                 {"HOME", ".local/share/ntdsbackup/emu"}};
+    size_t i;
 
-    if (v && *v)
-        return strdup(v);
-    v = getenv("XDG_DATA_HOME");
-    if (v && *v)
-        return emu_join(v, "ntdsbackup/emu");
-    v = getenv("HOME");
-    if (v && *v)
-        return emu_join(v, ".local/share/ntdsbackup/emu");
+    for (i = 0; i < sizeof order / sizeof order[0]; i++) {
+        char *v = emu_os_getenv(order[i].var), *r;
+        if (!v)
+            continue;
+        if (!*v) {
+            free(v);
+            continue; /* set but empty: as if unset */
+        }
+        if (!order[i].below)
+            return v;
+        r = emu_join(v, order[i].below);
+        free(v);
+        return r;
+    }
     return NULL;
 }
 
@@ -200,8 +211,9 @@ int emu_unc_map(const emu_conf *c, const char *unc, char **file)
     if (rest[0] != '\\')
         return EMU_UNC_OUTSIDE; /* "\\DC\C$\Windows\NTDSX\..." */
     rest++;
-    /* Only files directly in NTDS: no subdirectories, no "." */
-    if (strchr(rest, '\\') || strcmp(rest, ".") == 0)
+    /* Only files directly in NTDS: no subdirectories, no ".", nothing the
+     * system would take for a stream or a device (emu_os_name_unsafe). */
+    if (strchr(rest, '\\') || strcmp(rest, ".") == 0 || emu_os_name_unsafe(rest))
         return EMU_UNC_OUTSIDE;
     *file = strdup(rest);
     return *file ? EMU_UNC_FILE : EMU_UNC_NOMEM;

@@ -10,10 +10,8 @@
  */
 #include "emu_internal.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char magic[8] = {'N', 'T', 'D', 'S', 'B', 'E', 'X', 'P'};
 
@@ -33,18 +31,21 @@ static uint32_t fnv1a(const uint8_t *p, size_t n)
 static void read_signature(const emu_conf *c, uint8_t out[28])
 {
     char *p = emu_join(c->dcdir, "NTDS/ntds.dit");
-    int fd;
+    emu_fd fd;
+    size_t got = 0;
+    int err = 0;
 
     memset(out, 0, 28);
     if (!p)
         return;
-    fd = open(p, O_RDONLY | O_CLOEXEC);
-    free(p);
-    if (fd < 0)
+    if (emu_os_open_read(p, &fd) != 0) {
+        free(p);
         return;
-    if (pread(fd, out, 28, 24) != 28)
+    }
+    free(p);
+    if (ntdsb_file_pread(fd, out, 28, 24, &got, &err) != 0 || got != 28)
         memset(out, 0, 28);
-    close(fd);
+    emu_os_close(fd);
 }
 
 void emu_token_build(const emu_conf *c, uint8_t out[EMU_TOKEN_SIZE])

@@ -21,10 +21,6 @@
  * broadcast; everyone leaves at their next check and the calling thread joins
  * all threads before returning.
  */
-#ifndef _GNU_SOURCE
-#  define _GNU_SOURCE
-#endif
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -357,15 +353,15 @@ static void *reader_main(void *arg)
         slot *s = &p->slots[seq % p->nslots];
         double t0 = ntdsb_now();
 
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         ntdsb_ring_wait_free_locked(&p->rs, &s->state);
         p->reader_wait += ntdsb_now() - t0;
         if (atomic_load(&p->rs.stop)) {
-            pthread_mutex_unlock(&p->rs.mu);
+            ntdsb_mutex_unlock(&p->rs.mu);
             return NULL;
         }
         s->state = NTDSB_SLOT_READING;
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
 
         rc = read_chunk(p, s, seq, &e); /* the slot is ours: no lock while reading */
         if (rc != NTDSB_OK) {
@@ -382,9 +378,9 @@ static void *reader_main(void *arg)
             ntdsb_ring_fail(&p->rs, &e);
         return NULL;
     }
-    pthread_mutex_lock(&p->rs.mu);
+    ntdsb_mutex_lock(&p->rs.mu);
     ntdsb_ring_reader_done_locked(&p->rs);
-    pthread_mutex_unlock(&p->rs.mu);
+    ntdsb_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
@@ -395,24 +391,24 @@ static void *worker_main(void *arg)
     ntdsb_error e;
     uint64_t seq;
 
-    pthread_mutex_lock(&p->rs.mu);
+    ntdsb_mutex_lock(&p->rs.mu);
     while (ntdsb_ring_take_locked(&p->rs, &seq)) {
         slot *s = &p->slots[seq % p->nslots];
         int rc;
 
         s->state = NTDSB_SLOT_BUSY;
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
 
         rc = compress_chunk(p, w, s, &e);
 
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         if (rc != NTDSB_OK) {
             ntdsb_ring_fail_locked(&p->rs, &e);
             break;
         }
         ntdsb_ring_done_locked(&p->rs, &s->state, s->seq);
     }
-    pthread_mutex_unlock(&p->rs.mu);
+    ntdsb_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
@@ -436,11 +432,11 @@ static void run_writer(void *arg)
         }
 
         t0 = ntdsb_now();
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         ready = ntdsb_ring_writer_wait_locked(&p->rs, &s->state, &s->seq, ws, &p->cancel,
                                               ws * p->chunk_size);
         p->writer_wait += ntdsb_now() - t0;
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
         if (!ready)
             return; /* a failure, or the reader is done and everything is written */
 
@@ -461,8 +457,9 @@ static void thread_error(ntdsb_error *e, const char *call, const char *what, int
 /* Every thread is joined when it returns. */
 static int run_threaded(pipeline *p, ntdsb_error *err)
 {
+    /* The reader's blocking call is DsBackupRead: never cancelled under it. */
     const ntdsb_ring_roles roles = {worker_main, p->workers, sizeof *p->workers, p->nworkers,
-                                    reader_main, run_writer, p, thread_error};
+                                    reader_main, run_writer, p, thread_error, 0};
     return ntdsb_ring_run(&p->rs, &roles, err);
 }
 
@@ -473,17 +470,17 @@ static void teardown(pipeline *p)
     uint32_t i;
     if (p->slots != NULL) {
         for (i = 0; i < p->nslots; i++) {
-            free(p->slots[i].in);
-            free(p->slots[i].out);
+            ntdsb_free_aligned(p->slots[i].in);
+            ntdsb_free_aligned(p->slots[i].out);
         }
-        free(p->slots);
+        ntdsb_free_aligned(p->slots);
     }
     if (p->workers != NULL) {
         for (i = 0; i < p->nworkers; i++)
             ZSTD_freeCCtx(p->workers[i].cctx);
-        free(p->workers);
+        ntdsb_free_aligned(p->workers);
     }
-    free(p->stage);
+    ntdsb_free_aligned(p->stage);
     if (p->file_state != NULL)
         XXH3_freeState(p->file_state);
 }
@@ -628,7 +625,7 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
         stats->writer_wait_seconds = p->writer_wait;
     }
     teardown(p);
-    free(p);
+    ntdsb_free_aligned(p);
     if (stats != NULL)
         stats->wall_seconds = ntdsb_now() - t_start;
     return rc;

@@ -7,26 +7,27 @@
 #ifndef NTDSB_ENGINE_INTERNAL_H
 #define NTDSB_ENGINE_INTERNAL_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <xxhash.h>
 
 #include "ntdsb_engine.h"
+#include "platform.h" /* locks, threads, clock, aligned memory, file I/O */
 
-#if defined(__GNUC__) || defined(__clang__)
+/* printf-style checking of the error messages.  mingw-w64: the engine is
+ * built with __USE_MINGW_ANSI_STDIO=1, so vsnprintf is the C99 one (%zu,
+ * %llu) and the format to check is GNU's, not the Microsoft runtime's. */
+#if defined(__MINGW32__)
+#  include <stdio.h> /* __MINGW_PRINTF_FORMAT: gnu_printf or ms_printf, as the build chose */
+#  define NTDSB_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#elif defined(__GNUC__) || defined(__clang__)
 #  define NTDSB_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #  define NTDSB_PRINTF(f, a)
 #endif
-
-/* Seconds on a monotonic clock (only differences mean anything). */
-double ntdsb_now(void);
 
 /* Reset *e to "no error". */
 void ntdsb_err_clear(ntdsb_error *e);
@@ -76,37 +77,15 @@ int ntdsb_chunk_table_append(ntdsb_chunk_table *t, const ntdsb_chunk_entry *e);
 /* Make room for `n` entries up front (a hint: failure is not an error). */
 void ntdsb_chunk_table_reserve(ntdsb_chunk_table *t, uint64_t n);
 
-/* ---- thread plumbing shared by the pipelines (engine_util.c) ---------------- */
+/* ---- memory shared by the pipelines (engine_util.c) ------------------------- */
 
-/* n bytes aligned to a page, freed with free(); NULL when out of memory. */
-void *ntdsb_alloc_aligned(size_t n);
-
-/* The same, zeroed: count elements of size bytes (the product must fit). */
+/* ntdsb_alloc_aligned (platform.h), zeroed: count elements of size bytes (the
+ * product must fit).  Freed with ntdsb_free_aligned. */
 void *ntdsb_alloc_zeroed(size_t count, size_t size);
 
 /* Fill *e with "out of memory allocating <what>" (call: the failed call) and
  * return NTDSB_E_NOMEM. */
 int ntdsb_err_nomem(ntdsb_error *e, const char *call, const char *what);
-
-/* pthread_cond_init on CLOCK_MONOTONIC (pair with ntdsb_deadline_after).
- * Returns 0 or the pthread error. */
-int ntdsb_cond_init_monotonic(pthread_cond_t *cv);
-
-/* *ts = CLOCK_MONOTONIC now + seconds: an absolute deadline for
- * pthread_cond_timedwait on a condition made by ntdsb_cond_init_monotonic. */
-void ntdsb_deadline_after(struct timespec *ts, double seconds);
-
-/* Block the asynchronous signals in the calling thread (saving its mask) around
- * pthread_create, so engine threads never take SIGINT; restore right after. */
-typedef struct ntdsb_sigmask {
-#ifndef _WIN32
-    sigset_t old;
-#else
-    int unused;
-#endif
-} ntdsb_sigmask;
-void ntdsb_block_async_signals(ntdsb_sigmask *saved);
-void ntdsb_restore_signal_mask(const ntdsb_sigmask *saved);
 
 /* ---- the ring both pipelines run (ring_sync.c) ------------------------------
  *
@@ -143,10 +122,10 @@ enum ntdsb_slot_state {
 };
 
 typedef struct ntdsb_ring_sync {
-    pthread_mutex_t mu;
-    pthread_cond_t cv_free; /* a slot became FREE: reader */
-    pthread_cond_t cv_work; /* a slot became FILLED, or the reader finished: workers */
-    pthread_cond_t cv_done; /* a slot became DONE, or the reader finished: writer */
+    ntdsb_mutex mu;
+    ntdsb_cond cv_free;     /* a slot became FREE: reader */
+    ntdsb_cond cv_work;     /* a slot became FILLED, or the reader finished: workers */
+    ntdsb_cond cv_done;     /* a slot became DONE, or the reader finished: writer */
     uint64_t produced;      /* chunks published by the reader */
     uint64_t next_work;     /* next chunk a worker takes */
     uint64_t write_seq;     /* chunk the writer waits for */
@@ -220,16 +199,21 @@ typedef struct ntdsb_ring_roles {
     void *(*reader_main)(void *); /* run on arg */
     void (*writer)(void *);       /* run on arg, by the calling thread */
     void *arg;
-    /* Fill *e (NTDSB_E_THREAD) for the pthread call `call` that failed with
-     * rc, trying to `what` ("initialise the pipeline's locks", "start an
-     * engine thread"); sys_errno is set to rc afterwards. */
+    /* Fill *e (NTDSB_E_THREAD) for the call `call` that failed with the
+     * system error rc, trying to `what` ("initialise the pipeline's locks",
+     * "start an engine thread"); sys_errno is set to rc afterwards. */
     void (*thread_error)(ntdsb_error *e, const char *call, const char *what, int rc);
+    /* The reader's only blocking calls are reads of the caller's input, which
+     * may be a pipe: join it with ntdsb_thread_join_cancelling_io.  0 for a
+     * reader that calls the provider (DsBackupRead is never cancelled). */
+    int reader_io_cancellable;
 } ntdsb_ring_roles;
 
 /*
  * Run the ring: initialise rs's locks (its counters, `failed`, `err` and
- * `stop` must be zero), start the workers and then the reader with the
- * asynchronous signals blocked, run the writer on the calling thread, then
+ * `stop` must be zero), start the workers and then the reader
+ * (ntdsb_thread_start: asynchronous signals blocked), run the writer on the
+ * calling thread, then
  * set `stop`, wake everyone, join every thread that started and destroy the
  * locks.  Returns NTDSB_OK, or the recorded failure's status with *err set to
  * it (NTDSB_E_THREAD when the locks or a thread could not be made; the writer

@@ -1,25 +1,12 @@
 /*
  * engine_util.c - small helpers of the engine: status names, configuration
- * defaults and checks, CPU count, the chunk table, the error record, the clock,
- * and the thread plumbing the backup and restore pipelines share (aligned
- * buffers, monotonic condition variables and deadlines, signal masks).
+ * defaults and checks, CPU count, the chunk table, the error record and the
+ * zeroed buffers the pipelines share.  What the operating system provides
+ * (threads, clock, aligned memory, files) is in platform.h.
  */
-#ifndef _GNU_SOURCE
-#  define _GNU_SOURCE /* sched_getaffinity / CPU_COUNT */
-#endif
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#ifdef _WIN32
-#  include <windows.h>
-#else
-#  include <sched.h>
-#  include <unistd.h>
-#endif
 
 #include <xxhash.h>
 #include <zstd.h>
@@ -48,28 +35,8 @@ const char *ntdsb_status_name(int status)
 
 uint32_t ntdsb_cpu_count(void)
 {
-    long n;
-#ifdef _WIN32
-    SYSTEM_INFO si;
-    GetSystemInfo(&si);
-    n = (long)si.dwNumberOfProcessors;
-#else
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-#  ifdef CPU_COUNT
-    /* A container or taskset may allow fewer CPUs than are online; more
-     * workers than usable CPUs only add context switches. */
-    {
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0) {
-            long allowed = CPU_COUNT(&set);
-            if (allowed > 0 && (n < 1 || allowed < n))
-                n = allowed;
-        }
-    }
-#  endif
-#endif
-    if (n < 1)
-        n = 1;
+    long n = ntdsb_os_cpus(); /* at least 1 */
+
     if (n > (long)NTDSB_THREADS_MAX)
         n = (long)NTDSB_THREADS_MAX;
     return (uint32_t)n;
@@ -212,31 +179,7 @@ void ntdsb_err_set(ntdsb_error *e, int status, const char *call, uint64_t chunk_
     va_end(ap);
 }
 
-double ntdsb_now(void)
-{
-#ifdef _WIN32
-    LARGE_INTEGER f, c;
-    QueryPerformanceFrequency(&f);
-    QueryPerformanceCounter(&c);
-    return (double)c.QuadPart / (double)f.QuadPart;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-#endif
-}
-
 /* ---- shared by the pipelines (backup_pipeline.c, restore_pipeline.c) ---------- */
-
-void *ntdsb_alloc_aligned(size_t n)
-{
-    void *ptr = NULL;
-    /* Page alignment: the buffers are large, and whoever fills them (the
-     * provider, the RPC layer, read(2), zstd) copies with wide stores. */
-    if (posix_memalign(&ptr, 4096, n != 0 ? n : 1) != 0)
-        return NULL;
-    return ptr;
-}
 
 void *ntdsb_alloc_zeroed(size_t count, size_t size)
 {
@@ -250,59 +193,4 @@ int ntdsb_err_nomem(ntdsb_error *e, const char *call, const char *what)
 {
     ntdsb_err_set(e, NTDSB_E_NOMEM, call, 0, 0, "out of memory allocating %s", what);
     return NTDSB_E_NOMEM;
-}
-
-int ntdsb_cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc != 0)
-        return rc;
-    /* Timed waits (the cancel hook's 100 ms) must not jump with the wall clock. */
-    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cv, &ca);
-    pthread_condattr_destroy(&ca);
-    return rc;
-}
-
-void ntdsb_deadline_after(struct timespec *ts, double seconds)
-{
-    long ns;
-    if (seconds < 0)
-        seconds = 0;
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ns = ts->tv_nsec + (long)(seconds * 1e9);
-    ts->tv_sec += ns / 1000000000L;
-    ts->tv_nsec = ns % 1000000000L;
-}
-
-void ntdsb_block_async_signals(ntdsb_sigmask *saved)
-{
-#ifndef _WIN32
-    sigset_t all;
-    /* Threads inherit the creator's mask: block the asynchronous signals while
-     * creating them so that SIGINT and friends go to the calling thread (where
-     * Python's handler and the cancel hook live), never to an engine thread.
-     * Faults stay unblocked so a crash still reaches faulthandler / ASan. */
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
-    sigdelset(&all, SIGTRAP);
-    pthread_sigmask(SIG_SETMASK, &all, &saved->old);
-#else
-    (void)saved;
-#endif
-}
-
-void ntdsb_restore_signal_mask(const ntdsb_sigmask *saved)
-{
-#ifndef _WIN32
-    pthread_sigmask(SIG_SETMASK, &saved->old, NULL);
-#else
-    (void)saved;
-#endif
 }

@@ -35,20 +35,11 @@
  * workers, cv_done: writer).  At 1 MiB chunks that is a few thousand lock
  * round trips per second at most.
  */
-#ifndef _GNU_SOURCE
-#  define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 #include <zstd.h>
@@ -56,10 +47,6 @@
 
 #include "engine_internal.h"
 #include "ntdsb_restore.h"
-
-/* A reader blocked on a pipe notices `stop` at least this often (as often as
- * the writer calls the cancel hook, NTDSB_CANCEL_INTERVAL). */
-#define POLL_MS 100
 
 typedef struct slot {
     alignas(NTDSB_CACHE_LINE) uint8_t *frame; /* frame_cap bytes: the zstd frame */
@@ -83,8 +70,8 @@ typedef struct worker {
 
 typedef struct rpipe {
     /* Read-only after setup. */
-    int in_fd;
-    int in_pollable; /* not a regular file: poll() before read() so `stop` is seen */
+    ntdsb_file in_fd;
+    int in_may_block; /* not a regular file: a read may wait for ever (platform.h) */
     uint64_t file_size;
     uint32_t max_raw;
     uint32_t nslots;
@@ -93,6 +80,7 @@ typedef struct rpipe {
     worker *workers;
     ntdsb_sink out; /* {out_fd, NULL, NULL}: ntdsb_sink_put's write loop */
     int out_positional; /* out_fd is a regular file: workers pwrite() their own chunks */
+    ntdsb_file out_pos; /* what they pwrite() to: out_fd's positional twin (platform.h) */
     ntdsb_restore_stats *live; /* caller's stats: bytes_out kept current for the hook */
 
     /* Reader-owned; read by others only after the join (or, raw_cap /
@@ -137,33 +125,11 @@ static int corrupt(ntdsb_error *e, uint64_t seq, uint64_t off, const char *call,
 /* ---- the reader ------------------------------------------------------------------ */
 
 /*
- * Wait until in_fd is readable, `stop` is set, or something is wrong with
- * the descriptor (read() then reports it).  Only for pipes, sockets and
- * terminals: a read() blocked there could otherwise outlive a cancel or a
- * failure forever, and the join would hang with it.
- */
-static int wait_readable(rpipe *p)
-{
-    for (;;) {
-        struct pollfd pfd;
-        int n;
-        if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed))
-            return NTDSB_STEP_STOPPED;
-        pfd.fd = p->in_fd;
-        pfd.events = POLLIN;
-        pfd.revents = 0;
-        n = poll(&pfd, 1, POLL_MS);
-        if (n > 0)
-            return NTDSB_OK; /* data, end of file, POLLHUP or POLLERR: read() says which */
-        if (n < 0 && errno != EINTR && errno != EAGAIN)
-            return NTDSB_OK; /* let read() report the problem with its errno */
-    }
-}
-
-/*
  * Read exactly `want` bytes unless the input ends first.  *got = bytes read.
  * NTDSB_OK (check *got for an early end), NTDSB_E_READ (e filled) or
- * NTDSB_STEP_STOPPED.
+ * NTDSB_STEP_STOPPED.  On a pipe, socket or terminal a read could wait for
+ * ever; ntdsb_file_read_some still notices `stop` within NTDSB_IO_POLL_MS (as
+ * often as the writer calls the cancel hook), so the join never hangs on it.
  */
 static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t seq,
                      uint64_t off, ntdsb_error *e)
@@ -173,34 +139,26 @@ static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t 
     int rc = NTDSB_OK;
 
     while (have < want) {
-        ssize_t n;
-        if (p->in_pollable) {
-            if ((rc = wait_readable(p)) != NTDSB_OK)
-                break;
-        } else if (atomic_load_explicit(&p->rs.stop, memory_order_relaxed)) {
+        size_t n = 0;
+        int en = 0;
+        int io = ntdsb_file_read_some(p->in_fd, buf + have, want - have, &n, p->in_may_block,
+                                      &p->rs.stop, &en);
+        if (io == NTDSB_IO_DATA) {
+            have += n;
+            continue;
+        }
+        if (io == NTDSB_IO_EOF)
+            break; /* end of input */
+        if (io == NTDSB_IO_STOPPED) {
             rc = NTDSB_STEP_STOPPED;
             break;
         }
-        n = read(p->in_fd, buf + have, want - have);
-        if (n > 0) {
-            have += (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            break; /* end of input */
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            /* A non-blocking descriptor the caller gave us: wait, don't spin. */
-            struct pollfd pfd = {p->in_fd, POLLIN, 0};
-            (void)poll(&pfd, 1, POLL_MS);
-            continue;
-        }
         {
-            int en = errno;
+            char text[128];
             ntdsb_err_set(e, NTDSB_E_READ, "read", seq, off,
                           "chunk %llu (offset %llu): reading the archive failed: %s",
-                          (unsigned long long)seq, (unsigned long long)off, strerror(en));
+                          (unsigned long long)seq, (unsigned long long)off,
+                          ntdsb_strerror(en, text, sizeof text));
             e->sys_errno = en;
             rc = NTDSB_E_READ;
             break;
@@ -317,13 +275,13 @@ static int read_chunk(rpipe *p, slot *s, uint64_t seq, uint64_t off, ntdsb_error
  * earlier chunk (whose own errors come first).  NTDSB_STEP_STOPPED: nothing to say. */
 static void reader_finish(rpipe *p, int rc, const ntdsb_error *e)
 {
-    pthread_mutex_lock(&p->rs.mu);
+    ntdsb_mutex_lock(&p->rs.mu);
     if (rc != NTDSB_OK && rc != NTDSB_STEP_STOPPED) {
         p->reader_rc = rc;
         p->reader_err = *e;
     }
     ntdsb_ring_reader_done_locked(&p->rs);
-    pthread_mutex_unlock(&p->rs.mu);
+    ntdsb_mutex_unlock(&p->rs.mu);
 }
 
 static void *reader_main(void *arg)
@@ -337,9 +295,9 @@ static void *reader_main(void *arg)
     while (off < p->file_size) {
         slot *s = &p->slots[seq % p->nslots];
 
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         ntdsb_ring_wait_free_locked(&p->rs, &s->state);
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
         if (atomic_load(&p->rs.stop)) {
             rc = NTDSB_STEP_STOPPED;
             break;
@@ -361,10 +319,11 @@ static void *reader_main(void *arg)
 /* Record a failed write of chunk s (both output paths word it the same). */
 static int write_error(ntdsb_error *e, const slot *s, const char *call, int sys_errno)
 {
+    char text[128];
     ntdsb_err_set(e, NTDSB_E_WRITE, call, s->seq, s->offset,
                   "chunk %llu (offset %llu): writing the output failed: %s",
                   (unsigned long long)s->seq, (unsigned long long)s->offset,
-                  strerror(sys_errno));
+                  ntdsb_strerror(sys_errno, text, sizeof text));
     e->sys_errno = sys_errno;
     return NTDSB_E_WRITE;
 }
@@ -379,22 +338,10 @@ static int write_error(ntdsb_error *e, const slot *s, const char *call, int sys_
  */
 static int write_at(rpipe *p, slot *s, ntdsb_error *e)
 {
-    const uint8_t *buf = s->raw;
-    size_t left = s->raw_size;
-    off_t at = (off_t)s->offset;
+    int sys_errno = 0;
 
-    while (left > 0) {
-        ssize_t n = pwrite(p->out.fd, buf, left, at);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int sys_errno = n < 0 ? errno : EIO;
-            return write_error(e, s, "pwrite", sys_errno);
-        }
-        buf += n;
-        left -= (size_t)n;
-        at += n;
-    }
+    if (ntdsb_file_pwrite_all(p->out_pos, s->raw, s->raw_size, s->offset, &sys_errno) != 0)
+        return write_error(e, s, "pwrite", sys_errno);
     return NTDSB_OK;
 }
 
@@ -481,13 +428,13 @@ static void write_pending_locked(worker *w)
         n = p->npending;
         memcpy(batch, p->pending, n * sizeof *batch);
         p->npending = 0;
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
         for (i = 0; i < n; i++) {
             double t0 = ntdsb_now();
             batch[i]->rc = write_at(p, batch[i], &batch[i]->err);
             w->write_seconds += ntdsb_now() - t0;
         }
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         for (i = 0; i < n; i++)
             ntdsb_ring_done_locked(&p->rs, &batch[i]->state, batch[i]->seq);
     }
@@ -500,19 +447,19 @@ static void *worker_main(void *arg)
     rpipe *p = w->p;
     uint64_t seq;
 
-    pthread_mutex_lock(&p->rs.mu);
+    ntdsb_mutex_lock(&p->rs.mu);
     while (ntdsb_ring_take_locked(&p->rs, &seq)) {
         slot *s = &p->slots[seq % p->nslots];
         double t0;
 
         s->state = NTDSB_SLOT_BUSY;
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
 
         t0 = ntdsb_now();
         s->rc = decode_chunk(w, s);
         w->seconds += ntdsb_now() - t0;
 
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         if (s->rc == NTDSB_OK && p->out_positional) {
             /* At most nslots chunks exist, so pending never overflows. */
             p->pending[p->npending++] = s;
@@ -525,7 +472,7 @@ static void *worker_main(void *arg)
     }
     /* Leaving with chunks queued would strand them: a writer drains the queue
      * before it clears `writing`, and every queueing worker saw it set. */
-    pthread_mutex_unlock(&p->rs.mu);
+    ntdsb_mutex_unlock(&p->rs.mu);
     return NULL;
 }
 
@@ -535,7 +482,7 @@ static void *worker_main(void *arg)
 static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
 {
     XXH3_128bits_update(p->file_state, s->raw, s->raw_size);
-    if (p->out.fd >= 0 && !p->out_positional) {
+    if (ntdsb_file_valid(p->out.fd) && !p->out_positional) {
         int sys_errno = 0;
         double t0 = ntdsb_now();
         int rc = ntdsb_sink_put(&p->out, s->raw, s->raw_size, &sys_errno);
@@ -569,14 +516,14 @@ static void run_writer(void *arg)
             return;
         }
 
-        pthread_mutex_lock(&p->rs.mu);
+        ntdsb_mutex_lock(&p->rs.mu);
         ready = ntdsb_ring_writer_wait_locked(&p->rs, &s->state, &s->seq, ws, &p->cancel,
                                               p->bytes_out);
         at_end = !ready && !atomic_load(&p->rs.stop) && p->rs.reader_done &&
                  ws == p->rs.produced;
         if (at_end && p->reader_rc != NTDSB_OK) /* the stream ended badly at chunk ws */
             ntdsb_ring_fail_locked(&p->rs, &p->reader_err);
-        pthread_mutex_unlock(&p->rs.mu);
+        ntdsb_mutex_unlock(&p->rs.mu);
         if (!ready)
             return; /* stopped, or the end (good or bad) */
 
@@ -597,14 +544,18 @@ static void run_writer(void *arg)
 
 static void thread_error(ntdsb_error *e, const char *call, const char *what, int rc)
 {
-    ntdsb_err_set(e, NTDSB_E_THREAD, call, 0, 0, "could not %s: %s", what, strerror(rc));
+    char text[128];
+    ntdsb_err_set(e, NTDSB_E_THREAD, call, 0, 0, "could not %s: %s", what,
+                  ntdsb_strerror(rc, text, sizeof text));
 }
 
 /* Every thread is joined when it returns. */
 static int run_threaded(rpipe *p, ntdsb_error *err)
 {
+    /* The reader blocks only in reads of in_fd, which may be a pipe. */
     const ntdsb_ring_roles roles = {worker_main, p->workers, sizeof *p->workers, p->nworkers,
-                                    reader_main, run_writer, p, thread_error};
+                                    reader_main, run_writer, p, thread_error,
+                                    p->in_may_block};
     return ntdsb_ring_run(&p->rs, &roles, err);
 }
 
@@ -637,21 +588,21 @@ static void teardown(rpipe *p)
     uint32_t i;
     if (p->slots != NULL) {
         for (i = 0; i < p->nslots; i++) {
-            free(p->slots[i].frame);
-            free(p->slots[i].raw);
+            ntdsb_free_aligned(p->slots[i].frame);
+            ntdsb_free_aligned(p->slots[i].raw);
         }
-        free(p->slots);
+        ntdsb_free_aligned(p->slots);
     }
     if (p->workers != NULL) {
         for (i = 0; i < p->nworkers; i++)
             ZSTD_freeDCtx(p->workers[i].dctx);
-        free(p->workers);
+        ntdsb_free_aligned(p->workers);
     }
     if (p->file_state != NULL)
         XXH3_freeState(p->file_state);
 }
 
-int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
+int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
                        const ntdsb_restore_config *cfg,
                        ntdsb_cancel_fn cancel, void *cancel_ctx,
                        ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
@@ -660,7 +611,6 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
     const double t_start = ntdsb_now();
     ntdsb_error local_err;
     uint32_t threads, depth, max_raw;
-    struct stat st;
     rpipe *p;
     int rc;
     uint32_t i;
@@ -671,8 +621,9 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
         ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "config is NULL");
         return NTDSB_E_CONFIG;
     }
-    if (in_fd < 0) {
-        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "in_fd %d is invalid", in_fd);
+    if (!ntdsb_file_valid(in_fd)) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "in_fd %lld is invalid",
+                      (long long)in_fd);
         return NTDSB_E_CONFIG;
     }
     threads = cfg->threads != 0 ? cfg->threads : ntdsb_cpu_count();
@@ -707,20 +658,23 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
     p->file_size = file_size;
     p->max_raw = max_raw;
     p->out.fd = out_fd;
+    p->out_pos = NTDSB_NO_FILE;
     p->live = stats;
-    if (out_fd >= 0 && fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode))
+    if (ntdsb_file_valid(out_fd) && ntdsb_file_is_regular(out_fd)) {
         p->out_positional = 1;
+        p->out_pos = ntdsb_file_pos_open(out_fd);
+    }
     p->cancel.fn = cancel;
     p->cancel.ctx = cancel_ctx;
     atomic_init(&p->rs.stop, 0);
 
-    if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (ntdsb_file_is_regular(in_fd)) {
         /* We read it once, front to back: ask for aggressive read-ahead.  It
          * only changes the kernel's read-ahead window of this open file,
          * which the Python layer also reads sequentially. */
-        (void)posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        ntdsb_file_advise_sequential(in_fd);
     } else {
-        p->in_pollable = 1; /* pipe, socket, terminal (or unknown): never block blind */
+        p->in_may_block = 1; /* pipe, socket, terminal (or unknown): never block blind */
     }
 
     p->file_state = XXH3_createState();
@@ -744,8 +698,10 @@ int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
             stats->write_seconds += p->workers[i].write_seconds;
         }
     }
+    if (p->out_positional)
+        ntdsb_file_pos_close(p->out_pos, out_fd);
     teardown(p);
-    free(p);
+    ntdsb_free_aligned(p);
     if (stats != NULL)
         stats->wall_seconds = ntdsb_now() - t_start;
     return rc;

@@ -10,49 +10,44 @@
  * failures (the backup stops at the first in time, the restore reports the
  * first in file order through its slots).
  */
-#ifndef _GNU_SOURCE
-#  define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <pthread.h>
+#include <errno.h> /* EINVAL */
 #include <stdatomic.h>
-#include <time.h>
 
 #include "engine_internal.h"
 
 static int sync_init(ntdsb_ring_sync *rs)
 {
-    int rc = pthread_mutex_init(&rs->mu, NULL);
+    int rc = ntdsb_mutex_init(&rs->mu);
     if (rc != 0)
         return rc;
     /* Monotonic: the writer's 100 ms timed waits must not jump with the wall clock. */
-    if ((rc = ntdsb_cond_init_monotonic(&rs->cv_free)) == 0) {
-        if ((rc = ntdsb_cond_init_monotonic(&rs->cv_work)) == 0) {
-            if ((rc = ntdsb_cond_init_monotonic(&rs->cv_done)) == 0)
+    if ((rc = ntdsb_cond_init(&rs->cv_free)) == 0) {
+        if ((rc = ntdsb_cond_init(&rs->cv_work)) == 0) {
+            if ((rc = ntdsb_cond_init(&rs->cv_done)) == 0)
                 return 0;
-            pthread_cond_destroy(&rs->cv_work);
+            ntdsb_cond_destroy(&rs->cv_work);
         }
-        pthread_cond_destroy(&rs->cv_free);
+        ntdsb_cond_destroy(&rs->cv_free);
     }
-    pthread_mutex_destroy(&rs->mu);
+    ntdsb_mutex_destroy(&rs->mu);
     return rc;
 }
 
 static void sync_destroy(ntdsb_ring_sync *rs)
 {
-    pthread_cond_destroy(&rs->cv_done);
-    pthread_cond_destroy(&rs->cv_work);
-    pthread_cond_destroy(&rs->cv_free);
-    pthread_mutex_destroy(&rs->mu);
+    ntdsb_cond_destroy(&rs->cv_done);
+    ntdsb_cond_destroy(&rs->cv_work);
+    ntdsb_cond_destroy(&rs->cv_free);
+    ntdsb_mutex_destroy(&rs->mu);
 }
 
 /* ---- errors -------------------------------------------------------------------- */
 
 void ntdsb_ring_wake_all_locked(ntdsb_ring_sync *rs)
 {
-    pthread_cond_broadcast(&rs->cv_free);
-    pthread_cond_broadcast(&rs->cv_work);
-    pthread_cond_broadcast(&rs->cv_done);
+    ntdsb_cond_broadcast(&rs->cv_free);
+    ntdsb_cond_broadcast(&rs->cv_work);
+    ntdsb_cond_broadcast(&rs->cv_done);
 }
 
 /* The first failure is copied into rs->err under the mutex, `stop` is set and
@@ -70,9 +65,9 @@ void ntdsb_ring_fail_locked(ntdsb_ring_sync *rs, const ntdsb_error *e)
 
 void ntdsb_ring_fail(ntdsb_ring_sync *rs, const ntdsb_error *e)
 {
-    pthread_mutex_lock(&rs->mu);
+    ntdsb_mutex_lock(&rs->mu);
     ntdsb_ring_fail_locked(rs, e);
-    pthread_mutex_unlock(&rs->mu);
+    ntdsb_mutex_unlock(&rs->mu);
 }
 
 /* ---- the reader ------------------------------------------------------------------ */
@@ -80,23 +75,23 @@ void ntdsb_ring_fail(ntdsb_ring_sync *rs, const ntdsb_error *e)
 void ntdsb_ring_wait_free_locked(ntdsb_ring_sync *rs, const int *state)
 {
     while (!atomic_load(&rs->stop) && *state != NTDSB_SLOT_FREE)
-        pthread_cond_wait(&rs->cv_free, &rs->mu);
+        ntdsb_cond_wait(&rs->cv_free, &rs->mu);
 }
 
 void ntdsb_ring_publish(ntdsb_ring_sync *rs, int *state, uint64_t seq)
 {
-    pthread_mutex_lock(&rs->mu);
+    ntdsb_mutex_lock(&rs->mu);
     *state = NTDSB_SLOT_FILLED;
     rs->produced = seq + 1;
-    pthread_cond_signal(&rs->cv_work);
-    pthread_mutex_unlock(&rs->mu);
+    ntdsb_cond_signal(&rs->cv_work);
+    ntdsb_mutex_unlock(&rs->mu);
 }
 
 void ntdsb_ring_reader_done_locked(ntdsb_ring_sync *rs)
 {
     rs->reader_done = 1;
-    pthread_cond_broadcast(&rs->cv_work); /* idle workers can leave */
-    pthread_cond_signal(&rs->cv_done);    /* the writer may be waiting for the end */
+    ntdsb_cond_broadcast(&rs->cv_work); /* idle workers can leave */
+    ntdsb_cond_signal(&rs->cv_done);    /* the writer may be waiting for the end */
 }
 
 /* ---- the workers ------------------------------------------------------------------ */
@@ -104,7 +99,7 @@ void ntdsb_ring_reader_done_locked(ntdsb_ring_sync *rs)
 int ntdsb_ring_take_locked(ntdsb_ring_sync *rs, uint64_t *seq)
 {
     while (!atomic_load(&rs->stop) && rs->next_work >= rs->produced && !rs->reader_done)
-        pthread_cond_wait(&rs->cv_work, &rs->mu);
+        ntdsb_cond_wait(&rs->cv_work, &rs->mu);
     if (atomic_load(&rs->stop) || rs->next_work >= rs->produced)
         return 0; /* stopped, or the reader is done and nothing is left */
     *seq = rs->next_work++;
@@ -118,7 +113,7 @@ void ntdsb_ring_done_locked(ntdsb_ring_sync *rs, int *state, uint64_t seq)
      * many workers as cores, every needless wakeup is a context switch taken
      * from a worker. */
     if (seq == rs->write_seq)
-        pthread_cond_signal(&rs->cv_done);
+        ntdsb_cond_signal(&rs->cv_done);
 }
 
 /* ---- the writer ------------------------------------------------------------------- */
@@ -139,7 +134,6 @@ int ntdsb_ring_writer_wait_locked(ntdsb_ring_sync *rs, const int *state, const u
     ntdsb_error e;
 
     for (;;) {
-        struct timespec ts;
         double remain;
 
         if (atomic_load(&rs->stop) || (*state == NTDSB_SLOT_DONE && *seq == ws) ||
@@ -150,62 +144,61 @@ int ntdsb_ring_writer_wait_locked(ntdsb_ring_sync *rs, const int *state, const u
             /* Not holding the mutex while the hook runs: it may block on the
              * GIL for a while. */
             int stop_now;
-            pthread_mutex_unlock(&rs->mu);
+            ntdsb_mutex_unlock(&rs->mu);
             stop_now = ntdsb_cancel_check(c, ws, off, &e);
-            pthread_mutex_lock(&rs->mu);
+            ntdsb_mutex_lock(&rs->mu);
             if (stop_now)
                 ntdsb_ring_fail_locked(rs, &e);
             continue;
         }
-        ntdsb_deadline_after(&ts, remain);
-        pthread_cond_timedwait(&rs->cv_done, &rs->mu, &ts);
+        ntdsb_cond_wait_for(&rs->cv_done, &rs->mu, remain);
     }
     return !atomic_load(&rs->stop) && *state == NTDSB_SLOT_DONE && *seq == ws;
 }
 
 void ntdsb_ring_release(ntdsb_ring_sync *rs, int *state, uint64_t ws)
 {
-    pthread_mutex_lock(&rs->mu);
+    ntdsb_mutex_lock(&rs->mu);
     *state = NTDSB_SLOT_FREE;
     rs->write_seq = ws;
-    pthread_cond_signal(&rs->cv_free);
-    pthread_mutex_unlock(&rs->mu);
+    ntdsb_cond_signal(&rs->cv_free);
+    ntdsb_mutex_unlock(&rs->mu);
 }
 
 /* ---- the threads ------------------------------------------------------------------ */
 
-/* The engine threads of one ring: the reader and the workers that started. */
+/* The engine threads of one ring: the reader and the workers that started.
+ * It stays on the caller's stack until every thread is joined
+ * (ntdsb_thread_start wants its ntdsb_thread to stay put). */
 typedef struct ring_threads {
-    pthread_t reader;
+    ntdsb_thread reader;
     int reader_started;
     uint32_t nworkers;
-    pthread_t workers[NTDSB_THREADS_MAX];
+    ntdsb_thread workers[NTDSB_THREADS_MAX];
 } ring_threads;
 
 static int start_threads(ring_threads *t, void *(*worker_main)(void *), void *workers,
                          size_t worker_size, uint32_t nworkers, void *(*reader_main)(void *),
                          void *arg)
 {
-    ntdsb_sigmask saved;
     int rc = 0;
 
     t->reader_started = 0;
     t->nworkers = 0;
     if (nworkers > NTDSB_THREADS_MAX)
         return EINVAL; /* the configuration checks keep it within */
-    /* SIGINT and friends must reach the calling thread, never an engine thread. */
-    ntdsb_block_async_signals(&saved);
+    /* ntdsb_thread_start blocks the asynchronous signals in each new thread:
+     * SIGINT and friends must reach the calling thread. */
     while (t->nworkers < nworkers) {
         void *w = (char *)workers + (size_t)t->nworkers * worker_size;
-        if ((rc = pthread_create(&t->workers[t->nworkers], NULL, worker_main, w)) != 0)
+        if ((rc = ntdsb_thread_start(&t->workers[t->nworkers], worker_main, w)) != 0)
             break;
         t->nworkers++;
     }
     if (rc == 0) {
-        rc = pthread_create(&t->reader, NULL, reader_main, arg);
+        rc = ntdsb_thread_start(&t->reader, reader_main, arg);
         t->reader_started = rc == 0;
     }
-    ntdsb_restore_signal_mask(&saved);
     return rc;
 }
 
@@ -216,7 +209,7 @@ int ntdsb_ring_run(ntdsb_ring_sync *rs, const ntdsb_ring_roles *roles, ntdsb_err
     int rc = sync_init(rs);
 
     if (rc != 0) {
-        roles->thread_error(err, "pthread_mutex_init", "initialise the pipeline's locks", rc);
+        roles->thread_error(err, NTDSB_OS_LOCK_CALL, "initialise the pipeline's locks", rc);
         err->sys_errno = rc;
         return NTDSB_E_THREAD;
     }
@@ -224,7 +217,7 @@ int ntdsb_ring_run(ntdsb_ring_sync *rs, const ntdsb_ring_roles *roles, ntdsb_err
                        roles->nworkers, roles->reader_main, roles->arg);
     if (rc != 0) {
         ntdsb_error e;
-        roles->thread_error(&e, "pthread_create", "start an engine thread", rc);
+        roles->thread_error(&e, NTDSB_OS_THREAD_CALL, "start an engine thread", rc);
         e.sys_errno = rc;
         ntdsb_ring_fail(rs, &e);
     } else {
@@ -235,14 +228,18 @@ int ntdsb_ring_run(ntdsb_ring_sync *rs, const ntdsb_ring_roles *roles, ntdsb_err
      * leave once nothing is left; otherwise `stop` is set.  Set it anyway (a
      * success has nothing left to do) so that nobody waits, wake everyone
      * once more, then join them all. */
-    pthread_mutex_lock(&rs->mu);
+    ntdsb_mutex_lock(&rs->mu);
     atomic_store(&rs->stop, 1);
     ntdsb_ring_wake_all_locked(rs);
-    pthread_mutex_unlock(&rs->mu);
-    if (t.reader_started)
-        pthread_join(t.reader, NULL);
+    ntdsb_mutex_unlock(&rs->mu);
+    if (t.reader_started) {
+        if (roles->reader_io_cancellable)
+            ntdsb_thread_join_cancelling_io(&t.reader);
+        else
+            ntdsb_thread_join(&t.reader);
+    }
     for (i = 0; i < t.nworkers; i++)
-        pthread_join(t.workers[i], NULL);
+        ntdsb_thread_join(&t.workers[i]);
 
     sync_destroy(rs);
     if (!rs->failed)

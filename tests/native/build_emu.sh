@@ -48,9 +48,12 @@ C
 fi
 
 flags="-std=c11 -Wall -Wextra -Werror -O2 -g $san"
+# The emulator's sources: src/emu/*.c but the Windows halves (*_win32.c), and
+# the POSIX half of the engine's platform layer (locks, clock, pread).
+emu_srcs=$(ls "$top"/src/emu/*.c | grep -v '_win32\.c$')
 # shellcheck disable=SC2086
-$CC $flags -fPIC -shared -fvisibility=hidden -I"$top/include" \
-    "$top"/src/emu/*.c "$top/src/engine/hresult_names.c" "$ese" \
+$CC $flags -fPIC -shared -fvisibility=hidden -I"$top/include" -I"$top/src/engine" \
+    $emu_srcs "$top/src/engine/platform_posix.c" "$top/src/engine/hresult_names.c" "$ese" \
     -lcrypto -lpthread -o "$out/libntdsbemu.so"
 # shellcheck disable=SC2086
 $CC $flags -I"$top/include" "$here/test_emu.c" "$top/src/engine/provider.c" \

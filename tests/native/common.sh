@@ -11,9 +11,11 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build/native}
 CC=${CC:-cc}
 mkdir -p "$BUILD_DIR"
 
-# What every pipeline test links: the ring, the sink, the chunk header and the
-# helpers (the pipelines themselves are in each script's SRCS).
+# What every pipeline test links: the ring, the platform layer (its POSIX
+# half), the sink, the chunk header and the helpers (the pipelines themselves
+# are in each script's SRCS).
 ENGINE_SRCS="$ROOT/src/engine/ring_sync.c
+      $ROOT/src/engine/platform_posix.c
       $ROOT/src/engine/engine_util.c
       $ROOT/src/engine/sink.c
       $ROOT/src/engine/chunk_header.c

@@ -1,8 +1,8 @@
 /*
  * native_test.h - the tiny harness test_pipeline.c and test_restore.c share:
- * pass/fail counters and CHECK macros, a monotonic clock, sleeps, the
- * process's thread count (every engine call must leave it where it was), the
- * canonical XXH3-128 of a buffer and timing a shell command for the
+ * the counters and CHECK macros of native_check.h (which the Windows driver
+ * uses alone), a monotonic clock, sleeps, the process's thread count (every
+ * engine call must leave it where it was) and timing a shell command for the
  * benchmarks.
  *
  * Included by exactly one translation unit per test binary: everything here is
@@ -20,42 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <xxhash.h>
-
-#include "ntdsb_engine.h"
-
-static int g_passed, g_failed;
-static int g_base_threads = 1; /* threads before any test (TSan adds one of its own) */
-static const char *g_test = "";
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s\n", g_test, __FILE__, __LINE__, #cond); \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_EQ_INT(a, b)                                                               \
-    do {                                                                                 \
-        long long a_ = (long long)(a), b_ = (long long)(b);                              \
-        if (a_ == b_) {                                                                  \
-            g_passed++;                                                                  \
-        } else {                                                                         \
-            g_failed++;                                                                  \
-            fprintf(stderr, "FAIL [%s] %s:%d: %s == %s (%lld != %lld)\n", g_test,        \
-                    __FILE__, __LINE__, #a, #b, a_, b_);                                 \
-        }                                                                                \
-    } while (0)
-
-/* The last line of a test run, and its exit status. */
-static inline int test_report(void)
-{
-    printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
-}
+#include "native_check.h"
 
 static inline double now(void)
 {
@@ -116,15 +81,6 @@ static inline void count_base_threads(void)
         pthread_join(t, NULL);
     sleep_us(20000);
     g_base_threads = thread_count();
-}
-
-static inline ntdsb_hash128 xxh128_canon(const void *p, size_t n)
-{
-    XXH128_canonical_t c;
-    ntdsb_hash128 h;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
-    memcpy(h.bytes, c.digest, 16);
-    return h;
 }
 
 /* Wall seconds of system(cmd) (benchmarks), or -1 if it failed. */
