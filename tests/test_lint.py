@@ -23,7 +23,7 @@ def _tool(name: str) -> str:
         return str(path)
     found = shutil.which(name, path=ENV["PATH"])
     if found is None:
-        pytest.skip(f"{name} is not installed (it is in the [test] extra)")
+        pytest.skip(f"{name} is not installed (it is in the [lint] extra)")
     return found
 
 
