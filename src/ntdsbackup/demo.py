@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .emulator import EmulatedDC, status_text, use_emu_root
 from .fsutil import format_size, parse_size
+from .platform.files import fsync_file, sync_all
 
 
 def _timed(fn):
@@ -30,19 +31,14 @@ def _timed(fn):
 def _settle() -> None:
     """Write back everything dirty before a timed step: on a disk, the step
     that follows a large write would otherwise pay for its writeback."""
-    if hasattr(os, "sync"):
-        os.sync()
+    sync_all()
 
 
 def _zstd(args: list[str], out: Path) -> float:
     _settle()
     t0 = time.monotonic()
     subprocess.run(["zstd", "-q", "-f", *args, "-o", str(out)], check=True)
-    fd = os.open(out, os.O_RDONLY)
-    try:
-        os.fsync(fd)      # the engine fsyncs its archive: same terms for zstd
-    finally:
-        os.close(fd)
+    fsync_file(out)       # the engine fsyncs its archive: same terms for zstd
     return time.monotonic() - t0
 
 

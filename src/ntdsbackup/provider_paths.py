@@ -4,7 +4,9 @@ Each provider names files its own way, so the mapping is chosen where the
 provider is opened (:func:`path_mapper`), never guessed from the platform:
 
 - the system's ntdsbcli.dll: the restore runs on the DC itself (in DSRM), so
-  ``\\\\DC01\\C$\\Windows\\NTDS\\ntds.dit`` is ``C:\\Windows\\NTDS\\ntds.dit``;
+  ``\\\\DC01\\C$\\Windows\\NTDS\\ntds.dit`` is ``C:\\Windows\\NTDS\\ntds.dit``, and only
+  for this computer's own name: a path on another server is refused, never
+  written to the local drive;
 - the emulated DC (the bundled library, src/emu): by its documented folder
   contract (docs/EMULATOR.md), ``\\\\<name>\\C$\\Windows\\NTDS\\<file>`` is
   ``<emulator root>/<DC folder>/NTDS/<file>``, the root found the way the
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path, PureWindowsPath
 
 from .errors import NtdsbackupError
 
 __all__ = ["PathMappingError", "default_emu_root", "emu_root", "emulated_dc_path",
-           "local_drive_path", "path_mapper"]
+           "local_drive_path", "local_names", "path_mapper"]
 
 _UNC = re.compile(r"^\\\\([^\\]+)\\([A-Za-z])\$\\(.*)$")
 _EMU_PREFIX = ("windows", "ntds")
@@ -59,9 +62,25 @@ def emu_root(explicit: os.PathLike | str | None = None) -> Path:
     return Path(env) if env else default_emu_root()
 
 
-def local_drive_path(unc: str) -> Path:
-    """The real DC's mapping: the administrative share of the local drive."""
-    _, drive, parts = _split(unc)
+def local_names() -> set[str]:
+    """The names this computer answers to, folded: its host name, the first
+    label of it, %COMPUTERNAME% (the NetBIOS name), and localhost."""
+    names = {"localhost", "127.0.0.1", "::1"}
+    for name in (socket.gethostname(), os.environ.get("COMPUTERNAME", "")):
+        if name:
+            names.update({name.casefold(), name.split(".")[0].casefold()})
+    return names
+
+
+def local_drive_path(unc: str, local: set[str] | None = None) -> Path:
+    """The real DC's mapping: the administrative share of the local drive.
+    The server must be this computer (one of `local`, default local_names();
+    a fully qualified name counts by its first label)."""
+    server, drive, parts = _split(unc)
+    local = local_names() if local is None else {n.casefold() for n in local}
+    if server.casefold() not in local and server.split(".")[0].casefold() not in local:
+        raise PathMappingError(f"{unc!r} is on {server!r}, not on this computer: a restore "
+                               "writes only to the DC it runs on")
     return Path(str(PureWindowsPath(f"{drive}:\\", *parts)))
 
 
@@ -84,8 +103,18 @@ def emulated_dc_path(unc: str, root: os.PathLike | str | None = None) -> Path:
 
 
 def is_emulated(provider) -> bool:
-    """Whether `provider` is the emulated DC (the bundled library or a copy of it)."""
-    return Path(provider.path).name.lower() in _EMULATOR_NAMES
+    """Whether `provider` is the emulated DC: the bundled library (or a copy
+    under its name), or, since the Windows build of the emulator is named
+    ntdsbcli.dll like the real one, the library $NTDSB_PROVIDER names while
+    $NTDSB_EMU_ROOT is set (the two settings that run the emulator there;
+    docs/WINDOWS.md).  The system's own ntdsbcli.dll never is."""
+    path = os.fspath(provider.path)
+    if Path(path).name.lower() in _EMULATOR_NAMES:
+        return True
+    chosen = os.environ.get("NTDSB_PROVIDER")
+    return bool(chosen and os.environ.get("NTDSB_EMU_ROOT")
+                and os.path.normcase(os.path.abspath(chosen)) ==
+                os.path.normcase(os.path.abspath(path)))
 
 
 def path_mapper(provider) -> Callable[[str], Path]:

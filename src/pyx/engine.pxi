@@ -5,13 +5,21 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport intptr_t, uint8_t, uint64_t
 from libc.string cimport memset
 
 from ntdsbackup import errors as _errors
+from ntdsbackup.platform.files import os_handle as _os_handle
 
 
 cdef extern from "ntdsb_engine.h" nogil:
+    # An int (a descriptor) on POSIX, an intptr_t holding a HANDLE on
+    # Windows: the header decides, Cython only needs an integer that holds
+    # both.  Python descriptors become one through _os_handle (the engine's
+    # C runtime need not be CPython's); NTDSB_NO_FILE (-1) is "none".
+    ctypedef intptr_t ntdsb_file
+    ntdsb_file NTDSB_NO_FILE
+
     enum:
         NTDSB_OK
         NTDSB_E_CANCELLED
@@ -71,7 +79,7 @@ cdef extern from "ntdsb_engine.h" nogil:
     ctypedef int (*ntdsb_cancel_fn)(void *ctx) noexcept nogil
 
     ctypedef struct ntdsb_sink:
-        int fd
+        ntdsb_file fd
         ntdsb_write_fn write
         void *ctx
 
@@ -194,9 +202,9 @@ cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, 
     state.chunk_size = chunk_size
     state.file_size = file_size
     if fd is not None:
-        sink.fd = fd
+        sink.fd = _os_handle(fd)
     else:
-        sink.fd = -1
+        sink.fd = NTDSB_NO_FILE
         sink.write = _hook_write
         sink.ctx = <void *>state
     try:

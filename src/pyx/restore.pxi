@@ -18,7 +18,7 @@ cdef extern from "ntdsb_restore.h" nogil:
         double decompress_seconds
         double write_seconds
 
-    int ntdsb_restore_file(int in_fd, int out_fd, uint64_t file_size,
+    int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
                            const ntdsb_restore_config *cfg,
                            ntdsb_cancel_fn cancel, void *cancel_ctx,
                            ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
@@ -57,6 +57,10 @@ def restore_file(int in_fd, int out_fd, unsigned long long file_size, str name, 
     cdef ntdsb_error err
     cdef _RestoreHook hook = _RestoreHook()
     cdef int rc
+    # Descriptors in, what the engine takes out (HANDLEs on Windows); -1
+    # stays -1, NTDSB_NO_FILE (verify only).
+    cdef ntdsb_file in_file = _os_handle(in_fd)
+    cdef ntdsb_file out_file = _os_handle(out_fd)
     memset(&stats, 0, sizeof(stats))
     memset(&err, 0, sizeof(err))
     cfg.threads = threads
@@ -65,7 +69,7 @@ def restore_file(int in_fd, int out_fd, unsigned long long file_size, str name, 
     hook.progress = progress
     hook.stats = &stats
     with nogil:
-        rc = ntdsb_restore_file(in_fd, out_fd, file_size, &cfg, _restore_cancel,
+        rc = ntdsb_restore_file(in_file, out_file, file_size, &cfg, _restore_cancel,
                                 <void *>hook, &stats, &digest, &err)
     if rc != NTDSB_OK:
         if hook.error is not None and rc == NTDSB_E_CANCELLED:

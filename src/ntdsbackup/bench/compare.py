@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..emulator import EmulatedDC
+from ..platform.files import fsync_file
 from .harness import Contender, alternate
 
 RUNNERS = "ntdsbackup.bench.runners"
@@ -61,11 +62,7 @@ def _beside_previous(out: Path) -> tuple:
             os.replace(out, prev)
 
     def after():
-        fd = os.open(out, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(out)
         prev.unlink(missing_ok=True)
     return before, after
 

@@ -12,18 +12,29 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ..platform.processes import wait_child
+
 
 @dataclass
 class Run:
     bytes: int
     seconds: float
-    cpu_seconds: float
-    max_rss_kib: int
+    cpu_seconds: float | None       # None: not measurable here (no wait4)
+    max_rss_kib: int | None
     extra: dict = field(default_factory=dict)
 
     @property
     def mb_per_s(self) -> float:
         return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+def _known(values: list) -> list:
+    return [v for v in values if v is not None]
+
+
+def _median_or_none(values: list, digits: int) -> float | None:
+    known = _known(values)
+    return round(statistics.median(known), digits) if known else None
 
 
 # GNU time forks the measured command from its own small process, so the
@@ -67,10 +78,9 @@ class Contender:
             "mb_per_s_median": round(statistics.median(rates), 1) if rates else None,
             "mb_per_s_min": round(min(rates), 1) if rates else None,
             "mb_per_s_max": round(max(rates), 1) if rates else None,
-            "cpu_seconds_median": round(statistics.median(r.cpu_seconds for r in self.runs), 3)
-            if self.runs else None,
-            "max_rss_mib": round(max(r.max_rss_kib for r in self.runs) / 1024, 1)
-            if self.runs else None,
+            "cpu_seconds_median": _median_or_none([r.cpu_seconds for r in self.runs], 3),
+            "max_rss_mib": round(max(rss) / 1024, 1) if (rss := _known(
+                [r.max_rss_kib for r in self.runs])) else None,
             "bytes": self.runs[0].bytes if self.runs else None,
             "extra": self.runs[-1].extra if self.runs else {},
         }
@@ -78,7 +88,8 @@ class Contender:
 
 def measure(contender: Contender, env: dict | None = None) -> Run:
     """One run of one contender.  CPU time and peak RSS come from wait4() on the
-    child, so they are the child's own."""
+    child, so they are the child's own (None where there is no wait4; the
+    child's own peak_rss_kib then still counts)."""
     argv, timed = _with_time(contender.argv)
     if contender.before is not None:
         contender.before()
@@ -86,8 +97,7 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read()
     err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    _, cpu, rss = wait_child(proc)
     if proc.returncode != 0:
         raise RuntimeError(f"{contender.name} failed ({proc.returncode}): "
                            f"{err.decode(errors='replace')[-2000:]}")
@@ -95,7 +105,6 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
         contender.after()
     wall = time.monotonic() - t0
     nbytes, seconds, extra = contender.nbytes, wall, {}
-    rss = usage.ru_maxrss
     for line in reversed(out.decode().splitlines()):
         if line.startswith("{"):
             doc = json.loads(line)
@@ -107,7 +116,7 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
         for line in err.decode(errors="replace").splitlines():
             if line.startswith("NTDSB_MAXRSS_KIB="):
                 rss = int(line.split("=", 1)[1])
-    return Run(int(nbytes or 0), seconds, usage.ru_utime + usage.ru_stime, rss, extra)
+    return Run(int(nbytes or 0), seconds, cpu, rss, extra)
 
 
 def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 
+def _num(value: float | None, spec: str) -> str:
+    """A measured number, or "n/a" where the platform cannot measure it."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def _row(s: dict) -> str:
     return (f"  {s['name']:<20} {s['mb_per_s_median']:>9.1f} "
             f"{s['mb_per_s_min']:>8.1f}..{s['mb_per_s_max']:<8.1f} "
-            f"{s['cpu_seconds_median']:>8.2f} {s['max_rss_mib']:>9.1f}")
+            f"{_num(s['cpu_seconds_median'], '.2f'):>8} {_num(s['max_rss_mib'], '.1f'):>9}")
 
 
 HEADER = (f"  {'contender':<20} {'MB/s':>9} {'spread':^18} {'CPU s':>8} {'peak RSS':>9}\n"

@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from ..platform.processes import peak_rss_kib
+
 
 def run_engine_backup(args) -> dict:
     from ..emulator import use_emu_root
@@ -98,20 +100,6 @@ def run_read_only(args) -> dict:
                 total += n
             ctx.close_file()
     return {"bytes": total, "seconds": time.monotonic() - t0}
-
-
-def peak_rss_kib() -> int | None:
-    """This process's own peak RSS (VmHWM of its address space).  Unlike
-    ru_maxrss, it does not inherit the high-water mark of the process that
-    forked it (Linux carries that across exec)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 RUNNERS = {

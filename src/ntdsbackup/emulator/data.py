@@ -26,7 +26,7 @@ from pathlib import Path
 from .. import ese
 from ..ese import Checkpoint, DbHeader, LgPos, LogHeader, LogTime, Signature
 from ..fsutil import atomic_write_bytes, fsync_dir
-from ..platform.files import create_private
+from ..platform.files import OPEN_RDWR, create_private, pread, pwrite
 
 DIT_NAME = "ntds.dit"
 CHECKPOINT_NAME = "edb.chk"
@@ -98,7 +98,7 @@ def _check_log_size(log_size: int) -> int:
 def _fsync_write_all(fd: int, data, offset: int) -> None:
     mv = memoryview(data)
     while mv:
-        n = os.pwrite(fd, mv, offset)
+        n = pwrite(fd, mv, offset)
         mv = mv[n:]
         offset += n
 
@@ -538,7 +538,7 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
     # A closed log is full: fill the rest of edb.log, in place (it is
     # deterministic, so redoing it after a crash writes the same bytes).
     nseg = cur_hdr.csec_lgfile - cur_hdr.csec_header
-    fd = os.open(cur_path, os.O_RDWR)
+    fd = os.open(cur_path, OPEN_RDWR)
     try:
         used = _used_segments(fd, cur_hdr)
         if used < nseg:
@@ -577,7 +577,7 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
     fsync_dir(ntds)
 
     # --- pages, in runs of consecutive page numbers
-    fd = os.open(ntds / DIT_NAME, os.O_RDWR)
+    fd = os.open(ntds / DIT_NAME, OPEN_RDWR)
     try:
         buf = bytearray(max(ps, BLOCK_BYTES // ps * ps))
         for first, count in _runs(pages):
@@ -610,7 +610,7 @@ def activity(ntds_dir, fraction: float, seed: int, new_generations: int | None =
 def _used_segments(fd: int, hdr: LogHeader) -> int:
     """Number of leading non-zero segments of an open log."""
     nseg = hdr.csec_lgfile - hdr.csec_header
-    data = os.pread(fd, nseg * hdr.cb_sec, hdr.csec_header * hdr.cb_sec)
+    data = pread(fd, nseg * hdr.cb_sec, hdr.csec_header * hdr.cb_sec)
     zero = bytes(hdr.cb_sec)
     used = 0
     # from the end: segments are written in order, so the used part is a prefix
@@ -983,7 +983,7 @@ def _attach_at(ntds: Path, gen: int, tm_create: LogTime) -> tuple[int, int]:
     h.gen_max_required = gen
     h.gen_max_committed = gen
     h.logtime_gen_max_create = tm_create
-    fd = os.open(ntds / DIT_NAME, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    fd = os.open(ntds / DIT_NAME, OPEN_RDWR)
     try:
         _write_header_pair(fd, h)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
 import time
 from dataclasses import dataclass, field
@@ -251,8 +252,9 @@ def check_space(plan: RestorePlan) -> None:
         need[dev] = need.get(dev, 0) + f.size
         where[dev] = f.target.parent
     for dev, n in need.items():
-        st = os.statvfs(where[dev])
-        free = st.f_bavail * st.f_frsize
+        # The space available to this user (statvfs f_bavail on POSIX,
+        # GetDiskFreeSpaceEx on Windows).
+        free = shutil.disk_usage(where[dev]).free
         ok = free >= n + SPACE_MARGIN
         plan.checks.append(Check("free space", ok, f"{format_size(n)} to stage in "
                                  f"{where[dev]}, {format_size(free)} free"))

@@ -13,6 +13,15 @@ name at a time relative to open directory descriptors, so that a symlinked
 subdirectory is seen and never walked through.  Where descriptors cannot
 name directories (Windows) it falls back to checked paths: those branches
 stay in this module.
+
+On Windows a mode means nothing (the CRT maps 0600 to "not read-only"), so
+files and directories are created through CreateFileW/CreateDirectoryW
+(:mod:`._win32`) with a protected DACL instead: full access for the owner,
+SYSTEM and Administrators, nothing for anyone else, inherited by nothing
+from the folder (an archive holds every password hash of the domain).
+Dot-names get the hidden attribute there, as they are hidden on POSIX.  And
+a file is renamed only once closed: Windows refuses to rename over, or
+away, a file that another handle holds without FILE_SHARE_DELETE.
 """
 
 from __future__ import annotations
@@ -22,13 +31,39 @@ import errno
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 
-__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_MODE", "Directory", "FileExists", "commit",
-           "create_private", "fsync_dir", "open_private", "regular_mode", "remove_quietly"]
+__all__ = ["Directory", "FileExists", "OPEN_RDWR", "OPEN_READ", "PRIVATE_DIR_MODE",
+           "PRIVATE_DIR_SDDL", "PRIVATE_FILE_SDDL", "PRIVATE_MODE", "commit",
+           "copy_mode_and_owner", "create_private", "fsync_dir", "fsync_file", "is_dot_name",
+           "make_private_dirs", "open_private", "os_handle", "pread", "pwrite", "regular_mode",
+           "remove_quietly", "set_binary", "set_hidden", "sync_all", "windows_fd_flags"]
+
+# The platform switch of this module; tests set it (with a fake _win32) to
+# follow the Windows branches without calling Windows.
+_WINDOWS = sys.platform == "win32"
+if _WINDOWS:
+    from . import _win32
+else:
+    _win32 = None
 
 PRIVATE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+# What PRIVATE_MODE and PRIVATE_DIR_MODE are on Windows (SDDL, see the
+# "Security Descriptor String Format" in the Windows documentation):
+# D:P  a DACL, protected from the folder's inheritable entries;
+# (A;;FA;;;OW)  allow FILE_ALL_ACCESS to OWNER RIGHTS (whoever owns it: the
+#      user, or Administrators for an elevated administrator, or SYSTEM);
+# (A;;FA;;;SY)  the same for LocalSystem (the directory service runs as it);
+# (A;;FA;;;BA)  the same for BUILTIN\Administrators.
+# Directories pass the same entries on to what is created in them (OICI).
+PRIVATE_FILE_SDDL = "D:P(A;;FA;;;OW)(A;;FA;;;SY)(A;;FA;;;BA)"
+PRIVATE_DIR_SDDL = "D:P(A;OICI;FA;;;OW)(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+# Opening an existing file: binary on Windows (text mode turns CRLF into LF
+# and stops at the first Ctrl-Z: a silently corrupted archive or database).
+OPEN_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+OPEN_RDWR = os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 _CREATE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
            | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 
@@ -55,10 +90,40 @@ class FileExists(FileExistsError):
         return f"{self.filename} {self.reason} ({self.hint})"
 
 
+def windows_fd_flags() -> int:
+    """The CRT flags of the descriptor made from a new file's HANDLE:
+    write-only, binary (no newline translation, no Ctrl-Z as end of file:
+    text mode would corrupt every archive), not inherited by children.
+    The msvcrt values where os lacks the names."""
+    return (os.O_WRONLY | getattr(os, "O_BINARY", 0x8000)
+            | getattr(os, "O_NOINHERIT", 0x0080))
+
+
+def is_dot_name(path: os.PathLike | str) -> bool:
+    """Whether the last component is a dot-name (hidden on POSIX by
+    convention, given the hidden attribute on Windows)."""
+    name = os.path.basename(os.fspath(path).rstrip("/\\"))
+    return name.startswith(".") and name not in (".", "..")
+
+
+def os_handle(fd: int) -> int:
+    """What the engine takes for a descriptor (ntdsb_file): the descriptor
+    itself on POSIX; on Windows its OS HANDLE, because the engine's C
+    runtime is not CPython's and would read its own table at that index.
+    -1 ("no file": verify only) stays -1, also INVALID_HANDLE_VALUE."""
+    if fd == -1 or not _WINDOWS:
+        return fd
+    return _win32.get_osfhandle(fd)
+
+
 def open_private(path: os.PathLike | str, mode: int = PRIVATE_MODE) -> int:
     """Create `path` exclusively (never through a symlink) and return a
     write-only descriptor.  The mode is set explicitly, so the umask cannot
-    widen or narrow it."""
+    widen or narrow it; on Windows the file gets PRIVATE_FILE_SDDL whatever
+    the mode (module docstring)."""
+    if _WINDOWS:
+        return _win32.create_file(os.fspath(path), PRIVATE_FILE_SDDL,
+                                  hidden=is_dot_name(path), fd_flags=windows_fd_flags())
     fd = os.open(path, _CREATE, mode)
     try:
         if hasattr(os, "fchmod"):
@@ -90,8 +155,12 @@ def commit(tmp: os.PathLike | str, final: os.PathLike | str, *, overwrite: bool 
     for the caller to remove.  With overwrite the entry is replaced (a rename:
     a symlink there is replaced, its target never written)."""
     tmp, final = os.fspath(tmp), os.fspath(final)
+    # Windows: `tmp` must be closed by now (see the module docstring); a
+    # reader holding `final` open makes the replace fail (PermissionError)
+    # rather than leave two files.
     if overwrite:
         os.replace(tmp, final)
+        _renamed(tmp, final)
         return
     try:
         # A hard link fails if the name exists, atomically; then drop the
@@ -107,8 +176,106 @@ def commit(tmp: os.PathLike | str, final: os.PathLike | str, *, overwrite: bool 
         if os.path.lexists(final):
             raise FileExists(final) from None
         os.rename(tmp, final)
+        _renamed(tmp, final)
         return
     os.unlink(tmp)
+    _renamed(tmp, final)
+
+
+def _renamed(tmp: str, final: str) -> None:
+    """Windows: the hidden attribute follows the name, not the file (a
+    temporary .name renamed to a plain name must not stay hidden)."""
+    if _WINDOWS and is_dot_name(tmp) != is_dot_name(final):
+        _win32.set_hidden(final, is_dot_name(final))
+
+
+def set_binary(fd: int) -> None:
+    """Put an inherited descriptor (standard input or output) in binary
+    mode: on Windows the CRT opens them in text mode."""
+    if _WINDOWS:
+        _win32.set_binary(fd)
+
+
+def copy_mode_and_owner(st: os.stat_result, fd: int) -> None:
+    """Give the file `fd` the mode and owner in `st` (of the file it will
+    replace), as far as permitted.  POSIX only: on Windows the file keeps
+    PRIVATE_FILE_SDDL, which grants SYSTEM (the directory service) and
+    Administrators full access, and the replaced file's own DACL is not
+    copied."""
+    if _WINDOWS:
+        return
+    os.fchmod(fd, st.st_mode & 0o7777)
+    with contextlib.suppress(PermissionError):
+        os.fchown(fd, st.st_uid, st.st_gid)
+
+
+def set_hidden(path: os.PathLike | str, hidden: bool = True) -> None:
+    """Windows: give (or take) the hidden attribute; POSIX: nothing (a
+    dot-name is all that hides a file there)."""
+    if _WINDOWS:
+        _win32.set_hidden(os.fspath(path), hidden)
+
+
+def make_private_dirs(path: os.PathLike | str) -> None:
+    """mkdir -p, each directory created with PRIVATE_DIR_MODE (on Windows
+    PRIVATE_DIR_SDDL); directories that exist are left as they are."""
+    path = Path(path)
+    if not _WINDOWS:
+        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        return
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            _win32.create_directory(os.fspath(d), PRIVATE_DIR_SDDL, hidden=is_dot_name(d))
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+
+
+def pread(fd: int, n: int, offset: int) -> bytes:
+    """Up to `n` bytes at `offset`, the descriptor's position unchanged.
+    Windows has no pread: seek, read and seek back, so the caller must not
+    share the descriptor with another thread meanwhile."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, offset)
+    where = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, n)
+    finally:
+        os.lseek(fd, where, os.SEEK_SET)
+
+
+def pwrite(fd: int, data, offset: int) -> int:
+    """os.pwrite, or on Windows seek and write (the position is left after
+    the data: the caller owns the descriptor)."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, data)
+
+
+def fsync_file(path: os.PathLike | str) -> None:
+    """Make a file written by someone else (a subprocess) durable.  Windows
+    flushes only through a handle with write access."""
+    flags = OPEN_RDWR if _WINDOWS else OPEN_READ
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_all() -> None:
+    """Write back every dirty buffer of the system where that exists
+    (os.sync: POSIX); elsewhere nothing."""
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def _no_hard_links(exc: OSError) -> bool:
@@ -218,7 +385,10 @@ class Directory:
             os.unlink(where, **kw)
             st = None
         if st is None:
-            os.mkdir(where, mode, **kw)
+            if _WINDOWS:
+                _win32.create_directory(where, PRIVATE_DIR_SDDL, hidden=is_dot_name(name))
+            else:
+                os.mkdir(where, mode, **kw)
             created = True
         if self.fd is None:
             if os.path.islink(where) or not os.path.isdir(where):
@@ -244,11 +414,14 @@ class Directory:
             name = f"{prefix}{secrets.token_hex(8)}{suffix}"
             where, kw = self._at(name)
             try:
-                fd = os.open(where, _CREATE, mode, **kw)
+                if self.fd is None:
+                    fd = open_private(where, mode)       # (the Windows branch)
+                else:
+                    fd = os.open(where, _CREATE, mode, **kw)
             except FileExistsError:
                 continue
             try:
-                if hasattr(os, "fchmod"):
+                if self.fd is not None:
                     os.fchmod(fd, mode)
             except BaseException:
                 os.close(fd)
