@@ -56,8 +56,9 @@ def test_cli_bench_json(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ntdsbackup", "bench", "--size", "4MiB",
                           "--repeat", "1", "--no-restore", "--json", "--work-dir",
                           str(tmp_path)], capture_output=True, text=True, check=True)
-    report = json.loads(out.stdout)
-    assert report["backup"]["engine"]["runs"] == 1
+    line = json.loads(out.stdout)
+    assert (line["event"], line["schema"], line["kind"]) == ("bench", 1, "compare")
+    assert line["report"]["backup"]["engine"]["runs"] == 1
 
 
 def test_benchmark_suite_still_runs(tmp_path):

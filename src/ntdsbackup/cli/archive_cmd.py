@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 
@@ -13,8 +12,10 @@ from .common import (
     THREADS_HELP,
     engine_options,
     identity_options,
+    print_json,
     progress_for,
     read_identity,
+    say,
     validate_identity,
 )
 
@@ -49,6 +50,8 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser("ls", parents=[common], help="show an archive's manifest and files")
     p.add_argument("archive", help="archive path, or - for standard input")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--index", action="store_true",
+                   help="also the seek index (with --json: every chunk's offset)")
 
     p = sub.add_parser("extract", parents=[common],
                        help="write the backed-up files to a folder (no DC involved)")
@@ -109,28 +112,30 @@ def cmd_backup(args) -> int:
     finally:
         if to_stdout:
             os.close(dest)
+    progress.close()
     if to_stdout:
         summary.archive = "<stdout>"
     if args.json:
         progress.emit_json({"event": "summary", **summary.as_dict()})
-    else:
-        out = sys.stderr if to_stdout else sys.stdout
-        print(f"backed up {summary.server}: {len(summary.files)} files, "
+        return 0
+    out = sys.stderr if to_stdout else sys.stdout
+    say(args, f"backed up {summary.server}: {len(summary.files)} files, "
               f"{format_size(summary.bytes_read)} -> {format_size(summary.bytes_written)} "
               f"(ratio {summary.ratio:.2f}) in {summary.seconds:.1f} s, "
-              f"{summary.mb_per_s:.0f} MB/s", file=out)
-        st = summary.stats
-        print(f"where the time went: DsBackupRead {st['read_seconds']:.2f} s, hash+compress "
+              f"{summary.mb_per_s:.0f} MB/s", stream=out)
+    st = summary.stats
+    say(args, f"where the time went: DsBackupRead {st['read_seconds']:.2f} s, hash+compress "
               f"{st['compress_seconds']:.2f} s (summed over threads), writing "
-              f"{st['write_seconds']:.2f} s; the reader waited {st['reader_wait_seconds']:.2f} s "
-              f"for a free buffer, the writer {st['writer_wait_seconds']:.2f} s for data",
-              file=out)
-        gens = summary.log_generations
-        if gens:
-            print(f"log generations {gens['low']}..{gens['high']}; logs "
+              f"{st['write_seconds']:.2f} s; the reader waited "
+              f"{st['reader_wait_seconds']:.2f} s for a free buffer, the writer "
+              f"{st['writer_wait_seconds']:.2f} s for data", detail=True, stream=out)
+    gens = summary.log_generations
+    if gens:
+        say(args, f"log generations {gens['low']}..{gens['high']}; logs "
                   + ("truncated" if summary.truncated else
-                     f"NOT truncated ({summary.truncate_error or '--no-truncate'})"), file=out)
-        print(f"archive: {summary.archive}", file=out)
+                     f"NOT truncated ({summary.truncate_error or '--no-truncate'})"),
+            stream=out)
+    say(args, f"archive: {summary.archive}", stream=out)
     return 0
 
 
@@ -145,23 +150,53 @@ def _take_stdout() -> int:
     return fd
 
 
+def archive_total(source) -> int | None:
+    """The raw bytes a seekable archive's trailer lists (read through its
+    seek index, nothing decompressed), for the progress bar's total; None
+    for a stream or when the documents cannot be read (the read itself then
+    says what is wrong)."""
+    if source == "-":
+        return None
+    from ..archive.ops import read_documents
+    from ..errors import ArchiveError
+
+    try:
+        with open(source, "rb") as fh:
+            files = read_documents(fh)["trailer"].get("files") or []
+        return sum(f["size"] for f in files if isinstance(f.get("size"), int))
+    except (OSError, ArchiveError, AttributeError, TypeError, KeyError):
+        return None
+
+
+def member_progress(progress):
+    """The archive readers' progress(member, done) as the phases' events."""
+    return lambda m, done: progress({"event": "progress", "name": m.name, "done": done,
+                                     "size": m.size})
+
+
 def cmd_verify(args) -> int:
     import time
 
     from ..archive import verify
 
+    progress = progress_for(args)
+    progress.expect(archive_total(args.archive))
     t0 = time.monotonic()
-    report = verify(args.archive, threads=args.threads, pure=args.pure)
+    report = verify(args.archive, threads=args.threads, pure=args.pure,
+                    progress=member_progress(progress))
     seconds = time.monotonic() - t0
+    progress.close()
     result = {"event": "verified", "ok": True, "files": len(report.files),
               "raw_bytes": report.raw_bytes, "archive_bytes": report.archive_bytes,
               "chunk_frames": report.chunk_frames, "seconds": round(seconds, 3),
               "mb_per_s": round(report.raw_bytes / max(seconds, 1e-9) / 1e6, 1),
               "server": report.manifest.get("server")}
     if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"OK: {result['files']} files, {format_size(report.raw_bytes)} in "
+        print_json(result)
+        return 0
+    say(args, *(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}"
+                for f in report.files), detail=True)
+    say(args, f"OK: {result['files']} files, {format_size(report.raw_bytes)} in "
               f"{report.chunk_frames} chunks verified ({result['mb_per_s']:.0f} MB/s); "
               f"every chunk hash, file hash and the trailer match")
     return 0
@@ -171,83 +206,94 @@ def cmd_ls(args) -> int:
     from ..archive import describe
 
     info = describe(args.archive)
+    index = info.pop("index", None)
     if args.json:
-        print(json.dumps(info, default=str))
+        # The seek index lists every chunk's offset: only when asked for.
+        print_json({"event": "listed", **info,
+                    **({"index": index} if args.index and index is not None else {})})
         return 0
     m, t = info["manifest"], info["trailer"]
-    print(f"server   {m.get('server')}   created {m.get('created')}   type "
-          f"{m.get('backup_type')}   tool {m.get('tool')}")
-    print(f"format   v{m.get('version')}, zstd level {m.get('compression', {}).get('level')}, "
-          f"chunks of {format_size(m.get('chunk_size', 0))}, {m.get('hash')}")
+    lines = [f"server   {m.get('server')}   created {m.get('created')}   type "
+             f"{m.get('backup_type')}   tool {m.get('tool')}",
+             f"format   v{m.get('version')}, zstd level "
+             f"{m.get('compression', {}).get('level')}, chunks of "
+             f"{format_size(m.get('chunk_size', 0))}, {m.get('hash')}"]
     gens = t.get("log_generations") or {}
     if gens:
-        print(f"logs     generations {gens.get('low')}..{gens.get('high')}")
-    print(f"{'type':<18} {'size':>12} {'stored':>12} {'ratio':>6}  name")
+        lines.append(f"logs     generations {gens.get('low')}..{gens.get('high')}")
+    lines.append(f"{'type':<18} {'size':>12} {'stored':>12} {'ratio':>6}  name")
     total_raw = total_stored = 0
     for f in t.get("files", []):
         raw, stored = f.get("size") or 0, f.get("compressed") or 0
         total_raw += raw
         total_stored += stored
         ratio = raw / stored if stored else 0
-        print(f"{f.get('bft_name', '?'):<18} {format_size(raw):>12} {format_size(stored):>12} "
-              f"{ratio:6.2f}  {f.get('name')}")
+        lines.append(f"{f.get('bft_name', '?'):<18} {format_size(raw):>12} "
+                     f"{format_size(stored):>12} {ratio:6.2f}  {f.get('name')}")
     ratio = total_raw / total_stored if total_stored else 0
-    print(f"{'total':<18} {format_size(total_raw):>12} {format_size(info['archive_bytes']):>12}"
-          f" {ratio:6.2f}  ({'verified' if info['verified'] else 'from the seek index'})")
+    lines.append(f"{'total':<18} {format_size(total_raw):>12} "
+                 f"{format_size(info['archive_bytes']):>12} {ratio:6.2f}  "
+                 f"({'verified' if info['verified'] else 'from the seek index'})")
+    say(args, *lines)
+    if args.index and index is not None:
+        say(args, f"seek index: trailer at offset {index.get('trailer_offset')}, "
+                  f"{len(index.get('files') or [])} files")
     return 0
 
 
 def cmd_extract(args) -> int:
     from ..archive import extract
 
+    progress = progress_for(args)
+    progress.expect(archive_total(args.archive))
     report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, progress=member_progress(progress))
+    progress.close()
     if args.json:
-        print(json.dumps({"event": "extracted", "directory": os.fspath(args.directory),
-                          "files": [f.name for f in report.files],
-                          "raw_bytes": report.raw_bytes}))
-    else:
-        for f in report.files:
-            print(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}")
-        print(f"extracted {len(report.files)} files to {args.directory}, all verified")
+        print_json({"event": "extracted", "directory": os.fspath(args.directory),
+                    "files": [f.name for f in report.files], "raw_bytes": report.raw_bytes})
+        return 0
+    say(args, *(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}"
+                for f in report.files), detail=True)
+    say(args, f"extracted {len(report.files)} files to {args.directory}, all verified")
     return 0
 
 
 def cmd_restore(args) -> int:
     from ..phases.restore import recover, restore
-    from .progress import Progress
 
     if args.recover and (args.archive is not None or args.dry_run):
         args.restore_parser.error("--recover takes no archive and no --dry-run")
     if not args.recover and args.archive is None:
         args.restore_parser.error("the archive is required (or --recover)")
-    progress = Progress("json", sys.stdout) if args.json else \
-        Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
+    progress = progress_for(args)
     if args.recover:
         outcome = recover(args.server, identity=read_identity(args))
         if args.json:
             progress.emit_json({"event": "result", **outcome.as_dict()})
         else:
-            print(outcome.text())
+            say(args, outcome.text())
         return 0
     # Standard input may be the archive: the password never comes from there.
     identity = read_identity(args, stdin_is_data=args.archive == "-")
+    progress.expect(archive_total(args.archive))
     result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
                      threads=args.threads, progress=progress,
                      allow_other_server=args.allow_other_server, spool_dir=args.spool_dir)
+    progress.close()
     if args.json:
         progress.emit_json({"event": "result", **result.as_dict()})
         return 0
-    print(result.plan.text())
+    # A dry run's plan is its result; after a restore it is the detail.
+    say(args, result.plan.text(), detail=not result.dry_run)
     if result.dry_run:
-        print(f"dry run: every check passed (archive verified in {result.verify_seconds:.1f} s);"
-              " nothing was changed")
+        say(args, f"dry run: every check passed (archive verified in "
+                  f"{result.verify_seconds:.1f} s); nothing was changed")
     else:
-        print(f"restored {format_size(result.plan.total_bytes)} in {result.seconds:.1f} s "
-              f"({result.mb_per_s:.0f} MB/s; staged and verified in "
-              f"{result.stage_seconds:.1f} s, swap {result.swap_seconds:.2f} s)")
-        print("the restore is registered and complete: boot the DC normally "
-              f"(emulated DC: ntdsbackup dc start {args.server})")
+        say(args, f"restored {format_size(result.plan.total_bytes)} in {result.seconds:.1f} s "
+                  f"({result.mb_per_s:.0f} MB/s)")
+        say(args, f"staged and verified in {result.stage_seconds:.1f} s, swap "
+                  f"{result.swap_seconds:.2f} s", detail=True)
+        say(args, "the restore is registered and complete: boot the DC normally "
+                  f"(emulated DC: ntdsbackup dc start {args.server})")
     return 0
-
-

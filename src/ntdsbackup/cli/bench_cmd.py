@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 
 from ..fsutil import parse_size
 from .argtypes import check_dit_size, dit_size_arg, repeat_arg, sweep_axes_arg
-from .common import engine_options
+from .common import engine_options, print_json, say
 
 
 def add_parsers(sub, common) -> None:
@@ -47,12 +46,13 @@ def cmd_bench(args) -> int:
     from ..bench import report as render
 
     def on_run(i, contender, run):
-        if not args.json:
+        if not (args.quiet or args.json):       # progress, on standard error
             print(f"  run {i + 1}/{args.repeat} {contender.name:<22} {run.mb_per_s:8.1f} MB/s",
                   file=sys.stderr, flush=True)
 
     common = dict(work_dir=args.work_dir, repeat=args.repeat, level=args.level,
                   threads=args.threads, chunk_size=args.chunk_size, on_run=on_run)
+    kind = "sweep" if args.sweep else "latency_model" if args.latency_model else "compare"
     if args.sweep:
         result = bench.sweep(args.size, args.sweep, **common)
         text = render.sweep_text(result)
@@ -69,7 +69,7 @@ def cmd_bench(args) -> int:
                                restore=not args.no_restore, **common)
         text = render.comparison_text(result)
     if args.json:
-        print(json.dumps(result, default=str))
+        print_json({"event": "bench", "kind": kind, "report": result})
     else:
-        print(text)
+        say(args, text)
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 
@@ -66,11 +65,22 @@ def broken_pipe(exc: BaseException) -> bool:
         isinstance(exc, errors.EngineError) and exc.sys_errno == errno.EPIPE)
 
 
-def common_options() -> argparse.ArgumentParser:
+def common_options(*, subcommand: bool = False) -> argparse.ArgumentParser:
+    """The options every command has, given before or after its name.  A
+    subcommand's copies default to nothing (SUPPRESS), so that they never
+    overwrite what was given before the command's name."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--emu-root", metavar="DIR",
+
+    def default(value):
+        return argparse.SUPPRESS if subcommand else value
+
+    p.add_argument("--emu-root", metavar="DIR", default=default(None),
                    help="emulator root holding emulated DCs (default: $NTDSB_EMU_ROOT, else "
                         "~/.local/share/ntdsbackup/emu)")
+    p.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                   help="print only errors (and the archive, where standard output carries it)")
+    p.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                   help="add details: where the time went, each file")
     return p
 
 
@@ -116,17 +126,71 @@ def read_identity(args, *, stdin_is_data: bool = False):
     return Identity(user, domain, password)
 
 
-def progress_for(args, to_stdout: bool):
+def progress_for(args, to_stdout: bool = False):
+    """The job's progress display: JSON lines with --json (on standard error
+    when standard output carries the archive), a bar when standard error is
+    a terminal and not -q, else only what a person must know."""
     from .progress import Progress
 
-    # With the archive on stdout, JSON lines go to stderr.
     if args.json:
         return Progress("json", sys.stderr if to_stdout else sys.stdout)
-    return Progress("bar" if sys.stderr.isatty() else "quiet", sys.stderr)
+    bar = sys.stderr.isatty() and not args.quiet
+    return Progress("bar" if bar else "quiet", sys.stderr)
 
 
-def print_json(obj) -> None:
-    print(json.dumps(obj, default=str), flush=True)
+def print_json(obj: dict, stream=None) -> None:
+    """One result event as its documented JSON line (docs/JSON.md)."""
+    from .progress import json_line
+
+    (stream or sys.stdout).write(json_line(obj))
+    (stream or sys.stdout).flush()
+
+
+def say(args, *lines: str, detail: bool = False, stream=None) -> None:
+    """Result lines for a person: none with -q; `detail` ones only with -v."""
+    if args.quiet or (detail and not args.verbose):
+        return
+    for line in lines:
+        print(line, file=stream or sys.stdout)
+
+
+HR_COULD_NOT_CONNECT = 0xC7FF0007
+
+
+def error_message(exc: BaseException, args) -> str:
+    """The error line: the exception's text, and where the emulated DC was
+    looked for when the emulator could not find it (the C emulator only
+    returns hrCouldNotConnect; the command line knows the root it gave it)."""
+    message = str(exc)
+    server = getattr(args, "server", None)
+    if not (isinstance(exc, errors.HResultError) and exc.hresult == HR_COULD_NOT_CONNECT
+            and server and _emulated_provider()):
+        return message
+    from ..provider_paths import emu_root
+
+    root = emu_root()
+    name = server.lstrip("\\")
+    given = {"option": "from --emu-root", "env": "from $NTDSB_EMU_ROOT"}.get(
+        getattr(args, "emu_root_from", ""), "the default: neither --emu-root nor "
+                                             "$NTDSB_EMU_ROOT is set")
+    if not root.is_dir():
+        where = "which does not exist"
+    elif any(e.lower() == name.lower() and (root / e / "dc.conf").is_file()
+             for e in os.listdir(root)):
+        where = f"where the folder {name} exists (so its directory service is not reachable)"
+    else:
+        where = f"which holds no DC folder {name}"
+    return f"{message}; the emulator looked for {name} under {root} ({given}), {where}"
+
+
+def _emulated_provider() -> bool:
+    from ..provider import open_provider
+    from ..provider_paths import is_emulated
+
+    try:
+        return is_emulated(open_provider())
+    except (OSError, ValueError):
+        return False
 
 
 class Reporter:
@@ -152,9 +216,12 @@ class Reporter:
             pass
 
     def error(self, message: str, code: int, kind: str) -> None:
+        from .progress import end_line, json_line
+
+        end_line()             # never on the progress bar's line
         if self.json_mode:
-            event = json.dumps({"event": "error", "error": kind, "message": message,
-                                "exit_code": code})
+            event = json_line({"event": "error", "error": kind, "message": message,
+                               "exit_code": code}).rstrip("\n")
             self._write(sys.stdout if self.stdout_ok else sys.stderr, event)
         self._write(sys.stderr, f"ntdsbackup: error: {message}")
 

@@ -25,7 +25,7 @@ from .argtypes import (
     tombstone_days_arg,
     user_arg,
 )
-from .common import print_json
+from .common import print_json, say
 from .credentials import add_password_options
 
 # Faults whose counter the emulator holds in 32 bits; the others in 64.
@@ -85,6 +85,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--default-privileges", dest="set_default", action="store_true",
                    help="instead, set the privileges of callers that give no identity")
     add_password_options(p)
+    p.add_argument("--json", action="store_true")
     p.set_defaults(_validate=functools.partial(_validate_dc_account, p))
 
     p = dcsub.add_parser("fault", parents=[common], help="set or clear injected faults")
@@ -99,6 +100,7 @@ def add_parsers(sub, common) -> None:
                    help="shift the DC's clock (e.g. 16000000 to pass a tombstone lifetime)")
     p.add_argument("--trace", choices=("on", "off"), help="journal every API call to "
                                                           "calls.log")
+    p.add_argument("--json", action="store_true")
     for name, handler in _DC_ACTIONS.items():
         dcsub.choices[name].set_defaults(handler=handler)
 
@@ -131,8 +133,8 @@ def dc_create(args) -> int:
     if args.json:
         print_json({"event": "created", "seconds": round(elapsed, 3), "status": st})
     else:
-        print(f"created {dc.name} in {elapsed:.1f} s")
-        print(status_text(st))
+        say(args, f"created {dc.name} in {elapsed:.1f} s")
+        say(args, status_text(st), detail=True)
     return 0
 
 
@@ -145,8 +147,8 @@ def dc_start(args) -> int:
                      "report": None if report is None else report.summary()})
     else:
         if report is not None:
-            print(f"consistency check passed: {report.summary_text()}")
-        print(f"{dc.name} is online")
+            say(args, f"consistency check passed: {report.summary_text()}")
+        say(args, f"{dc.name} is online")
     return 0
 
 
@@ -156,16 +158,16 @@ def dc_stop(args) -> int:
     if args.json:
         print_json({"event": "stopped", "mode": "dsrm"})
     else:
-        print(f"{dc.name} is in Directory Services Restore Mode (offline)")
+        say(args, f"{dc.name} is in Directory Services Restore Mode (offline)")
     return 0
 
 
 def dc_status(args) -> int:
     st = EmulatedDC(args.name, args.emu_root).status()
     if args.json:
-        print_json(st)
+        print_json({"event": "status", **st})
     else:
-        print(status_text(st))
+        say(args, status_text(st))
     return 0
 
 
@@ -174,7 +176,7 @@ def dc_activity(args) -> int:
     if args.json:
         print_json({"event": "activity", **result})
     else:
-        print(", ".join(f"{k} {v}" for k, v in result.items()))
+        say(args, ", ".join(f"{k} {v}" for k, v in result.items()))
     return 0
 
 
@@ -186,16 +188,26 @@ def dc_account(args) -> int:
     if args.set_default:
         cfg.default_privileges = check_privileges(args.privileges)
         dc.save_config(cfg)
-        print(f"callers without an identity now have: {','.join(cfg.default_privileges) or '-'}")
+        if args.json:
+            print_json({"event": "account", "server": dc.name, "user": None,
+                        "privileges": list(cfg.default_privileges)})
+        else:
+            say(args, "callers without an identity now have: "
+                      f"{','.join(cfg.default_privileges) or '-'}")
         return 0
     from .credentials import read_password
 
     domain, _, user = args.user.partition("\\")
     password = read_password(f"password for {args.user}: ", password_file=args.password_file,
                              password_command=args.password_command)
-    cfg.set_account(Account.create(domain, user, password, args.privileges))
+    account = Account.create(domain, user, password, args.privileges)
+    cfg.set_account(account)
     dc.save_config(cfg)
-    print(f"account {args.user} set on {dc.name}")
+    if args.json:
+        print_json({"event": "account", "server": dc.name, "user": args.user,
+                    "privileges": list(account.privileges)})
+    else:
+        say(args, f"account {args.user} set on {dc.name}")
     return 0
 
 
@@ -212,8 +224,12 @@ def dc_fault(args) -> int:
     if args.trace is not None:
         cfg.trace = args.trace == "on"
     dc.save_config(cfg)
-    print(f"{dc.name}: faults " + (", ".join(f"{k}={v}" for k, v in cfg.faults.items())
-                                   or "none") + f"; clock offset {cfg.clock_offset} s")
+    if args.json:
+        print_json({"event": "fault", "server": dc.name, "faults": dict(cfg.faults),
+                    "clock_offset": cfg.clock_offset, "trace": bool(cfg.trace)})
+    else:
+        say(args, f"{dc.name}: faults " + (", ".join(f"{k}={v}" for k, v in cfg.faults.items())
+                                           or "none") + f"; clock offset {cfg.clock_offset} s")
     return 0
 
 
