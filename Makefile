@@ -32,7 +32,7 @@ APT_INSTALL_MISSING := if [ -n "$$missing" ]; then \
 VENV_PATH := PATH=$(abspath $(VENV))/bin:$$PATH
 
 .PHONY: all deps deps-test deps-windows build dev test test-windows demo bench lint native-test \
-	fuzz wheel clean distclean
+	fuzz wheel docs clean distclean
 
 all: build
 
@@ -71,7 +71,7 @@ $(VENV)/.built: $(VENV)/bin/activate $(SOURCES)
 # editable install's metadata and builds nothing again.
 $(VENV)/.test-tools: $(VENV)/.built
 	version=$$($(PY) -c 'import importlib.metadata as m; print(m.version("ntdsbackup"))') && \
-	$(PY) -m pip install -q "ntdsbackup[test,lint,plot]==$$version"
+	$(PY) -m pip install -q "ntdsbackup[test,lint,plot,docs]==$$version"
 	@touch $@
 
 build: deps $(VENV)/.built
@@ -143,6 +143,13 @@ wheel: deps $(VENV)/bin/activate
 		venv/bin/ntdsbackup backup --server DC01 -o DC01.tar.zst >/dev/null && \
 		venv/bin/ntdsbackup verify DC01.tar.zst
 	@ls -l dist
+
+# docs/CLI.md and the man page, both generated from the parser (a test checks
+# that the committed docs/CLI.md is current).
+docs: dev
+	$(PY) -m ntdsbackup.cli.reference > docs/CLI.md
+	mkdir -p build && $(PY) -m ntdsbackup.cli.reference --man > build/ntdsbackup.1
+	@echo "man page: build/ntdsbackup.1 (man -l build/ntdsbackup.1)"
 
 clean:
 	rm -rf build dist src/_ntdsbcli.c src/ntdsbackup/*.so tests/native/bin $(DEMO_ROOT) \

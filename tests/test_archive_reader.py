@@ -260,3 +260,18 @@ def test_both_readers_name_the_first_bad_chunk(archive, tmp_path, pure):
         verify(path, pure=pure)
     assert info.value.member == "database/ntds.dit" and info.value.chunk_index == 7
     assert info.value.file_offset == 7 * CHUNK
+    assert info.value.archive_offset == frames[7][0]        # the chunk's frame header
+    assert str(info.value).startswith("first bad chunk: database/ntds.dit chunk 7 ")
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["engine", "pure-python"])
+def test_both_readers_give_the_archive_offset_of_a_cut(archive, tmp_path, pure):
+    frames = frames_of(archive)
+    meta = [f for f in frames if f[1] == 0x184D2A5D]
+    cut = meta[-1][0] + 20                 # inside the trailer's frame header
+    path = tmp_path / "cut.tar.zst"
+    path.write_bytes(archive[:cut])
+    with pytest.raises(ArchiveError) as info:
+        verify(path, pure=pure)
+    assert info.value.archive_offset == cut and info.value.member is None
+    assert f"offset {cut}" in str(info.value)

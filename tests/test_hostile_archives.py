@@ -284,6 +284,24 @@ def test_both_readers_refuse_with_the_same_words(case):
     assert engine == pure or ("chunk" in engine and _same_chunk(engine, pure)), (engine, pure)
 
 
+_WHERE = ("member", "chunk_index", "file_offset", "archive_offset")
+
+
+def test_both_readers_give_the_same_attributes(case):
+    """What the message names is on the exception too, the same from both readers."""
+    path, _ = case
+    found = []
+    for pure in (False, True):
+        with pytest.raises(ArchiveError) as info:
+            verify(path, pure=pure)
+        found.append({k: getattr(info.value, k) for k in _WHERE})
+    assert found[0] == found[1]
+    err = found[1]
+    if err["chunk_index"] is not None:
+        assert err["member"] and err["file_offset"] is not None
+        assert err["archive_offset"] is not None
+
+
 def _same_chunk(a: str, b: str) -> bool:
     where = re.compile(r"^(first bad chunk|incomplete archive): (\S+) chunk (\d+) "
                        r"\(file offset (\d+)")

@@ -4,10 +4,13 @@ changes, and faults at every step rolled back and reported."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -102,6 +105,57 @@ def test_dry_run_changes_nothing(backed_up):
     assert result.plan.days_left is not None and 179 < result.plan.days_left <= 180
     assert snapshot(dc) == before and dc.restore_state() is None
     assert "DsRestoreRegisterW" not in trace(dc) and trace(dc)[-1] == "DsRestoreEnd"
+
+
+def test_restore_from_a_bytesio_is_spooled_and_leaves_no_spool(backed_up, tmp_path):
+    dc, archive, contents = backed_up
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    result = restore(io.BytesIO(archive.read_bytes()), "DC01", spool_dir=str(spool))
+    assert not result.dry_run and result.plan.archive == "<stream>"
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+    assert os.listdir(spool) == []
+    assert dc.start()["report"].ok
+
+
+def test_restore_from_an_open_file_uses_its_descriptor(backed_up, monkeypatch):
+    """A real file at its start is read through its descriptor (nothing
+    spooled), and stays open for the caller."""
+    dc, archive, contents = backed_up
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", _no_spool)
+        with open(archive, "rb") as fh:
+            result = restore(fh, "DC01")
+            assert not fh.closed and fh.seek(0) == 0 and fh.read(4) == archive.read_bytes()[:4]
+    assert result.plan.archive == str(archive)
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+
+
+def test_restore_from_a_file_past_its_start_reads_from_there(backed_up, tmp_path):
+    """The archive is what the file object reads from its position (here
+    after a prefix): that is spooled, as a stream is."""
+    dc, archive, contents = backed_up
+    boxed = tmp_path / "boxed"
+    boxed.write_bytes(b"a container's own header" + archive.read_bytes())
+    with open(boxed, "rb") as fh:
+        fh.seek(len(b"a container's own header"))
+        result = restore(fh, "DC01")
+    assert result.plan.archive == str(boxed)
+    for name, data in contents.items():
+        assert (dc.ntds_dir / name).read_bytes() == data, name
+
+
+def _no_spool(*args, **kwargs):
+    raise AssertionError("the archive was spooled")
+
+
+def test_restore_refuses_a_text_stream_and_other_objects(backed_up):
+    dc, _, _ = backed_up
+    before = snapshot(dc)
+    _refused(dc, before, TypeError, restore, io.StringIO("x"), "DC01", match="binary")
+    _refused(dc, before, TypeError, restore, 42, "DC01", match="binary file object")
 
 
 def _refused(dc, before, exc_type, call, *args, match=None, **kw):
@@ -442,14 +496,8 @@ def test_sigint_while_reading_stdin_changes_nothing(backed_up):
 def test_not_enough_space_is_refused_before_anything_changes(backed_up, monkeypatch):
     dc, archive, _ = backed_up
     before = snapshot(dc)
-    real = os.statvfs
-
-    class Tiny:
-        def __init__(self, st):
-            self.f_frsize = st.f_frsize
-            self.f_bavail = (1 << 20) // st.f_frsize     # 1 MiB free
-
-    monkeypatch.setattr(os, "statvfs", lambda p: Tiny(real(p)))
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
     _refused(dc, before, errors.NtdsbackupError, restore, archive, "DC01",
              match="not enough free space")
 

@@ -54,7 +54,23 @@ class ListFormatError(NtdsbackupError, ValueError):
 
 
 class ArchiveError(NtdsbackupError, ValueError):
-    """An archive is truncated, corrupted, hostile or of an unknown version."""
+    """An archive is truncated, corrupted, hostile or of an unknown version.
+
+    What the message names is also an attribute, None where it does not
+    apply: member (the member's name), chunk_index (the chunk within that
+    member), file_offset (that chunk's offset in the file), archive_offset
+    (where in the archive the problem is: the bad frame, or for a chunk its
+    header).  Both readers set the same ones for the same damage.
+    """
+
+    def __init__(self, message: str, *, member: str | None = None,
+                 chunk_index: int | None = None, file_offset: int | None = None,
+                 archive_offset: int | None = None):
+        super().__init__(message)
+        self.member = member
+        self.chunk_index = chunk_index
+        self.file_offset = file_offset
+        self.archive_offset = archive_offset
 
 
 def format_hresult(hr: int, name: str | None = None) -> str:
@@ -79,7 +95,7 @@ class HResultError(NtdsbackupError, OSError):
         super().__init__(msg)
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 class AccessDenied(HResultError, PermissionError):
@@ -200,7 +216,7 @@ class EngineError(NtdsbackupError, OSError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 def engine_error(status: int, status_name: str, detail: str, *, file: str | None = None,

@@ -35,7 +35,7 @@ def default_provider_path() -> str:
     return str(emulator_library_path())
 
 
-def open_provider(path: str | os.PathLike | None = None) -> Provider:
+def open_provider(path: str | os.PathLike[str] | None = None) -> Provider:
     """Load (or reuse) the provider at `path`, default_provider_path() if None.
 
     Providers are never unloaded (handles may outlive any one object), so a

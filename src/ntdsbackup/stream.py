@@ -17,11 +17,16 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
 
 from .archive.framing import FILE_CHUNK_MAGIC
 from .archive.reader import FrameReader
 
+if TYPE_CHECKING:
+    from .phases.backup import BackupSummary
+
 _END = object()
+_Item = Union[bytes, object]         # archive bytes, or _END
 
 
 @dataclass(frozen=True)
@@ -38,14 +43,14 @@ class Piece:
 class _QueueWriter(io.RawIOBase):
     """The backup's sink: hands bytes to the consumer through a bounded queue."""
 
-    def __init__(self, q: queue.Queue, cancelled: threading.Event):
+    def __init__(self, q: queue.Queue[_Item], cancelled: threading.Event):
         self.q = q
         self.cancelled = cancelled
 
     def writable(self) -> bool:
         return True
 
-    def write(self, b) -> int:
+    def write(self, b: Any) -> int:
         data = bytes(b)
         while True:
             if self.cancelled.is_set():
@@ -60,7 +65,7 @@ class _QueueWriter(io.RawIOBase):
 class _QueueReader(io.RawIOBase):
     """The consumer's side of the queue, as a stream for the frame parser."""
 
-    def __init__(self, q: queue.Queue):
+    def __init__(self, q: queue.Queue[_Item]):
         self.q = q
         self.buf = memoryview(b"")
         self.done = False
@@ -68,12 +73,12 @@ class _QueueReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:
         while not self.buf:
             if self.done:
                 return 0
             item = self.q.get()
-            if item is _END:
+            if not isinstance(item, bytes):         # _END
                 self.done = True
                 return 0
             self.buf = memoryview(item)
@@ -108,19 +113,19 @@ class BackupStream:
     """Iterate to get the pieces; .summary holds the BackupSummary at the end."""
 
     def __init__(self, server: str, *, verify: bool = True, queue_bytes: int = 64 << 20,
-                 **backup_kwargs):
+                 **backup_kwargs: Any):
         from .phases.backup import DEFAULT_CHUNK_SIZE
 
         chunk = backup_kwargs.get("chunk_size", DEFAULT_CHUNK_SIZE)
-        self._q: queue.Queue = queue.Queue(maxsize=max(2, queue_bytes // chunk))
+        self._q: queue.Queue[_Item] = queue.Queue(maxsize=max(2, queue_bytes // chunk))
         self._cancel = threading.Event()
         self._verify = verify
         self._error: BaseException | None = None
-        self.summary = None
+        self.summary: BackupSummary | None = None
         self._thread = threading.Thread(target=self._run, args=(server, backup_kwargs),
                                         name="ntdsbackup-stream", daemon=True)
 
-    def _run(self, server, kwargs) -> None:
+    def _run(self, server: str, kwargs: dict[str, Any]) -> None:
         from .phases.backup import backup
 
         try:
@@ -166,8 +171,10 @@ class BackupStream:
             raise self._error
 
 
-def iter_backup(server: str, *, verify: bool = True, **backup_kwargs) -> BackupStream:
-    """A backup of `server` as an iterable of archive pieces (see Piece)."""
+def iter_backup(server: str, *, verify: bool = True, **backup_kwargs: Any) -> BackupStream:
+    """A backup of `server` as an iterable of archive pieces (see Piece).
+    backup_kwargs are backup()'s keywords (provider, identity, level,
+    threads, chunk_size, progress...)."""
     return BackupStream(server, verify=verify, **backup_kwargs)
 
 

@@ -27,24 +27,32 @@ import contextlib
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ArchiveError
-from ..platform.files import PRIVATE_DIR_MODE, Directory, FileExists
+from ..platform.files import Directory, FileExists, make_private_dirs
 from .reader import Consumer, MemberResult, ReadReport, read_archive
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .ops import ArchiveSource
 
 __all__ = ["extract"]
 
 
-def extract(source, target_dir, *, threads: int = 0, pure: bool = False,
-            overwrite: bool = False) -> ReadReport:
+def extract(source: ArchiveSource, target_dir: str | os.PathLike[str], *, threads: int = 0,
+            pure: bool = False, overwrite: bool = False,
+            progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
     """Write the backed-up files under target_dir, every chunk, file hash and
     the trailer verified first.  Raises platform.files.FileExists for a name
     that is taken (unless overwrite), ArchiveError for a bad archive; on any
-    failure nothing is left under a final name that was not there before."""
-    from .ops import _fd_of, open_archive
+    failure nothing is left under a final name that was not there before.
+    progress(member, bytes_done) as each file is read."""
+    from .ops import Counting, _fd_of, open_archive
 
     target = Path(target_dir)
-    target.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    make_private_dirs(target)
     with Directory.open(target) as root:
         ex = _Extractor(root, overwrite)
         try:
@@ -60,9 +68,10 @@ def extract(source, target_dir, *, threads: int = 0, pure: bool = False,
 
                     report = read_fd(fd, open_member=open_member, on_manifest=ex.check_manifest,
                                      close_member=lambda m, t: ex.close_member(m),
-                                     threads=threads)
+                                     threads=threads, progress=progress)
                 else:
-                    report = read_archive(fh, ex, on_manifest=ex.check_manifest)
+                    report = read_archive(fh, Counting(ex, progress),
+                                          on_manifest=ex.check_manifest)
             ex.commit()
         except BaseException:
             ex.abort()

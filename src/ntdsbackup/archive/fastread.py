@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 from .. import _ntdsbcli
 from ..errors import EngineError
+from ..platform.files import pread
 from .frameinput import FrameInput
+from .framing import HEADER_SIZE, chunk_frame_size
 from .layout import Consumer, MemberResult, ReadReport, chunk_error, read_structure
 from .reader import ChunkDecoder
 
@@ -58,6 +60,7 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
                 return ChunkDecoder(inp, targets)(member, chunk_size)
             finally:
                 targets.close_member(member)        # a no-op once it was closed
+        data_start = inp.offset
         target = open_member(member) if open_member else Target()
         try:
             # No chunk may claim more than the manifest's chunk size: a hostile
@@ -67,7 +70,7 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
                 ring_depth=ring_depth(chunk_size, threads), max_raw_size=chunk_size,
                 progress=(lambda done, m=member: progress(m, done)) if progress else None)
         except EngineError as exc:
-            raise _as_archive_error(exc, member) from None
+            raise _as_archive_error(exc, member, fd, data_start) from None
         finally:
             if close_member:
                 close_member(member, target)
@@ -105,13 +108,32 @@ class _Targets(Consumer):
             self._close(member, target)
 
 
-def _as_archive_error(exc: EngineError, member: MemberResult) -> Exception:
+def _as_archive_error(exc: EngineError, member: MemberResult, fd: int,
+                      data_start: int) -> Exception:
     """An engine CORRUPT status as the readers' ArchiveError (layout.chunk_error)."""
-    if exc.status_name != "NTDSB_E_CORRUPT":
+    if exc.status_name != "NTDSB_E_CORRUPT" or exc.chunk_index is None or exc.offset is None:
         return exc
     # The engine says "chunk K (offset O): why"; we name the member around it.
     reason = re.sub(r"^chunk \d+ \(offset \d+\): ", "", exc.detail or str(exc))
-    return chunk_error(member, exc.chunk_index, exc.offset, reason)
+    return chunk_error(member, exc.chunk_index, exc.offset, reason,
+                       _chunk_header_offset(fd, data_start, exc.chunk_index))
+
+
+def _chunk_header_offset(fd: int, data_start: int, index: int) -> int | None:
+    """The archive offset of chunk `index` of the member whose data starts at
+    data_start.  The engine reports the chunk and its file offset only, so
+    the frame headers before it (sound: it is the first bad one) are walked
+    again.  None where the descriptor cannot be read at an offset (a pipe)."""
+    at = data_start
+    for _ in range(index):
+        try:
+            header = pread(fd, HEADER_SIZE, at)
+        except OSError:                         # a pipe
+            return None
+        if len(header) < HEADER_SIZE:
+            return None
+        at += HEADER_SIZE + chunk_frame_size(header)
+    return at
 
 
 __all__ = ["Target", "read_fd"]

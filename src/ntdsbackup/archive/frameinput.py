@@ -61,7 +61,7 @@ class FrameInput:
         data = self.read_upto(n)
         if len(data) < n:
             raise ArchiveError(f"incomplete archive: the stream ends inside {what} at offset "
-                               f"{start + len(data)}")
+                               f"{start + len(data)}", archive_offset=start + len(data))
         return data
 
     def prefix(self) -> tuple[int, int, bytes] | None:
@@ -71,7 +71,8 @@ class FrameInput:
         if not first:
             return None
         if len(first) < 8:
-            raise ArchiveError(f"incomplete archive: a truncated frame at offset {start}")
+            raise ArchiveError(f"incomplete archive: a truncated frame at offset {start}",
+                               archive_offset=start)
         magic, size = struct.unpack("<II", first)
         return magic, size, first
 
@@ -97,10 +98,10 @@ class FrameInput:
         got = self.prefix()
         if got is None:
             raise ArchiveError(f"incomplete archive: the stream ends before {what} "
-                               f"(offset {start})")
+                               f"(offset {start})", archive_offset=start)
         magic, _, prefix = got
         if magic != META_MAGIC:
-            raise ArchiveError(unexpected(magic, what, start))
+            raise ArchiveError(unexpected(magic, what, start), archive_offset=start)
         hdr = self.header(prefix, start)
         return decode_frame(self.dctx, hdr, self.read_exact(hdr.frame_size, "a zstd frame"),
                             start)
@@ -114,23 +115,27 @@ class FrameInput:
             raise ArchiveError("incomplete archive: no seek index at the end (the backup did "
                                "not finish)")
         if got[0] != INDEX_MAGIC:
-            raise ArchiveError(unexpected(got[0], "the seek index", start))
+            raise ArchiveError(unexpected(got[0], "the seek index", start),
+                               archive_offset=start)
         index = self.index_body(got[1], start)
         end = self.offset
         if self.prefix() is not None:
-            raise ArchiveError(f"data after the seek index at offset {end}")
+            raise ArchiveError(f"data after the seek index at offset {end}",
+                               archive_offset=end)
         return index
 
     def index_body(self, size: int, start: int) -> dict:
         """The payload of the seek index frame at `start` (its 8-byte prefix read)."""
         if size > MAX_INDEX_SIZE or size < INDEX_FOOTER.size:
-            raise ArchiveError(f"seek index at offset {start} has impossible size {size}")
+            raise ArchiveError(f"seek index at offset {start} has impossible size {size}",
+                               archive_offset=start)
         index = boundedjson.parse_stream(self._blocks(size - INDEX_FOOTER.size),
                                          "the seek index", INDEX_COUNTED)
         length, magic = INDEX_FOOTER.unpack(self.read_exact(INDEX_FOOTER.size,
                                                             "the seek index"))
         if magic != INDEX_FOOTER_MAGIC or length != size - INDEX_FOOTER.size:
-            raise ArchiveError(f"seek index at offset {start} has a bad footer")
+            raise ArchiveError(f"seek index at offset {start} has a bad footer",
+                               archive_offset=start)
         return check_index(index)
 
     def _blocks(self, n: int) -> Iterator[bytes]:

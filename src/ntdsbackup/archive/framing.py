@@ -67,6 +67,11 @@ class FrameHeader:
                             self.frame_size, 0, self.index, self.xxh3_128)
 
 
+def chunk_frame_size(header: bytes) -> int:
+    """The frame_size field of a packed frame header (not validated)."""
+    return _HEADER.unpack(header)[4]
+
+
 class FrameFormatError(ValueError):
     """A frame header that no writer of this format produces."""
 

@@ -101,21 +101,24 @@ def read_structure(inp: FrameInput, read_data: ReadData,
             break
         if len(data) != header.data_offset:
             raise ArchiveError(f"member header frame of {header.name!r} holds "
-                               f"{len(data) - header.data_offset} bytes after the header")
+                               f"{len(data) - header.data_offset} bytes after the header",
+                               member=header.name, archive_offset=at)
         member = check_member(header)
         if len(report.files) == MAX_FILES:      # more than a trailer may list
             raise ArchiveError(f"the archive holds more than {MAX_FILES} members")
         key = same_file(member.name)
         if key in seen:
             same = "" if seen[key] == member.name else f": the same file as {seen[key]!r}"
-            raise ArchiveError(f"duplicate member {member.name!r}{same}")
+            raise ArchiveError(f"duplicate member {member.name!r}{same}", member=member.name,
+                               archive_offset=at)
         seen[key] = member.name
         placed.append(_Placed(at, inp.offset))
         report.chunk_frames += read_data(member, manifest["chunk_size"])
         report.files.append(member)
         pad = padding(member.size)
         if pad and inp.meta(f"the padding of {member.name}") != bytes(pad):
-            raise ArchiveError(f"the padding after {member.name} is not {pad} zero bytes")
+            raise ArchiveError(f"the padding after {member.name} is not {pad} zero bytes",
+                               member=member.name)
     report.index = inp.index()
     report.archive_bytes = inp.offset
     cross_check(report, placed)
@@ -134,15 +137,15 @@ def check_member(header: MemberHeader) -> MemberResult:
     return MemberResult(header.name, bft, source, header.size, "")
 
 
-def chunk_error(member: MemberResult, index: int, file_offset: int, reason: str) -> ArchiveError:
+def chunk_error(member: MemberResult, index: int, file_offset: int, reason: str,
+                archive_offset: int | None = None) -> ArchiveError:
     """A bad chunk, worded the same by both readers: "first bad chunk:
     NAME chunk K (file offset O): why", or "incomplete archive: ..." when the
-    input ended."""
+    input ended.  archive_offset is where the chunk's frame header starts."""
     kind = "incomplete archive" if reason.startswith("truncated") else "first bad chunk"
-    err = ArchiveError(f"{kind}: {member.name} chunk {index} (file offset {file_offset}): "
-                       f"{reason}")
-    err.member, err.chunk_index, err.file_offset = member.name, index, file_offset
-    return err
+    return ArchiveError(f"{kind}: {member.name} chunk {index} (file offset {file_offset}): "
+                        f"{reason}", member=member.name, chunk_index=index,
+                        file_offset=file_offset, archive_offset=archive_offset)
 
 
 def cross_check(report: ReadReport, placed: list[_Placed]) -> None:
@@ -151,22 +154,25 @@ def cross_check(report: ReadReport, placed: list[_Placed]) -> None:
     if index.get("trailer_offset") != report.trailer_offset:
         raise ArchiveError(f"the seek index says the trailer is at offset "
                            f"{index.get('trailer_offset')!r}, it is at "
-                           f"{report.trailer_offset}")
+                           f"{report.trailer_offset}", archive_offset=report.trailer_offset)
     listed = report.trailer["files"]
     if len(listed) != len(report.files):
         raise ArchiveError("the trailer's file list does not match the archive's members")
     for seen, entry in zip(report.files, listed):
         expect = (entry["name"], entry["bft"], entry["source"], entry["size"])
         if expect != (seen.name, seen.bft, seen.source, seen.size):
-            raise ArchiveError(f"member {seen.name!r} differs from its trailer entry")
+            raise ArchiveError(f"member {seen.name!r} differs from its trailer entry",
+                               member=seen.name)
         if entry["xxh3_128"] != seen.xxh3_128:
             raise ArchiveError(f"whole-file XXH3-128 mismatch for {seen.name}: archive "
-                               f"{seen.xxh3_128}, trailer {entry['xxh3_128']}")
+                               f"{seen.xxh3_128}, trailer {entry['xxh3_128']}",
+                               member=seen.name)
     members = {f.name: f for f in report.files}
     for entry in report.manifest["files"]:
         match = members.get(entry["name"])
         if match is None or (entry["size"] is not None and match.size != entry["size"]):
-            raise ArchiveError(f"manifest entry {entry['name']!r} is missing or differs")
+            raise ArchiveError(f"manifest entry {entry['name']!r} is missing or differs",
+                               member=entry["name"])
     indexed = index["files"]
     if len(indexed) != len(report.files):
         raise ArchiveError("the seek index's file list does not match the archive's members")
@@ -176,4 +182,4 @@ def cross_check(report: ReadReport, placed: list[_Placed]) -> None:
                 (seen.name, at.header_offset, at.data_offset):
             raise ArchiveError(f"the seek index's entry for {seen.name} does not match the "
                                f"archive (header at {at.header_offset}, data at "
-                               f"{at.data_offset})")
+                               f"{at.data_offset})", member=seen.name)

@@ -71,7 +71,7 @@ class FileRecord:
     name: str
     bft: int
     source: str
-    size: int
+    size: int | None          # None: not known yet (the manifest's later databases)
     xxh3_128: str | None = None
     chunks: int | None = None
     compressed: int | None = None

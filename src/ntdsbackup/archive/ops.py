@@ -6,17 +6,22 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, Union
 
 from ..errors import ArchiveError
 from .documents import read_document
 from .frameinput import FrameInput
 from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
 from .members import MANIFEST_NAME, TRAILER_NAME
-from .reader import ReadReport, read_archive
+from .reader import Consumer, MemberResult, ReadReport, read_archive
+
+# What the readers take: a path, "-" (standard input) or a binary file object.
+ArchiveSource = Union[str, os.PathLike[str], BinaryIO]
 
 
 @contextlib.contextmanager
-def open_archive(source):
+def open_archive(source: ArchiveSource) -> Iterator[BinaryIO]:
     """A binary stream for a path, '-' (stdin) or an already open file object."""
     if source == "-":
         yield sys.stdin.buffer
@@ -42,20 +47,43 @@ def _fd_of(fh) -> int | None:
     return fd
 
 
-def verify(source, *, threads: int = 0, pure: bool = False) -> ReadReport:
+def verify(source: ArchiveSource, *, threads: int = 0, pure: bool = False,
+           progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
     """Check every frame, every whole-file hash and the trailer.  Uses the C
     engine (parallel decompression) on a real descriptor, else the pure-Python
-    reader, which pure=True forces."""
+    reader, which pure=True forces.  progress(member, bytes_done) as each
+    file is read."""
     with open_archive(source) as fh:
         fd = None if pure else _fd_of(fh)
         if fd is not None:
             from .fastread import read_fd
 
-            return read_fd(fd, threads=threads)
-        return read_archive(fh)
+            return read_fd(fd, threads=threads, progress=progress)
+        return read_archive(fh, Counting(Consumer(), progress))
 
 
-def describe(source) -> dict:
+class Counting(Consumer):
+    """A consumer that passes every call on to `inner` and tells `progress`
+    how many bytes of the member it has had so far."""
+
+    def __init__(self, inner: Consumer, progress: Callable[[MemberResult, int], None] | None):
+        self.inner, self.progress, self.done = inner, progress, 0
+
+    def open_member(self, member: MemberResult) -> None:
+        self.done = 0
+        self.inner.open_member(member)
+
+    def block(self, member: MemberResult, data: bytes) -> None:
+        self.inner.block(member, data)
+        self.done += len(data)
+        if self.progress:
+            self.progress(member, self.done)
+
+    def close_member(self, member: MemberResult) -> None:
+        self.inner.close_member(member)
+
+
+def describe(source: ArchiveSource) -> dict[str, Any]:
     """Manifest and trailer.  A seekable file is read through its seek index
     (no decompression of the data); a stream is read and verified in full."""
     with open_archive(source) as fh:

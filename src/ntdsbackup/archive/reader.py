@@ -82,7 +82,8 @@ class FrameReader:
                                        "(the backup did not finish)")
                 return
             if self.index is not None:
-                raise ArchiveError(f"data after the seek index at offset {start}")
+                raise ArchiveError(f"data after the seek index at offset {start}",
+                                   archive_offset=start)
             magic, size, prefix = got
             if magic in (FILE_CHUNK_MAGIC, META_MAGIC):
                 hdr = inp.header(prefix, start)
@@ -92,7 +93,7 @@ class FrameReader:
             elif magic == INDEX_MAGIC:
                 self.index = inp.index_body(size, start)
             else:
-                raise ArchiveError(unexpected(magic, "a frame", start))
+                raise ArchiveError(unexpected(magic, "a frame", start), archive_offset=start)
 
 
 def read_archive(fileobj, consumer: Consumer | None = None,
@@ -128,8 +129,10 @@ class ChunkDecoder:
 
     def _chunk(self, member: MemberResult, seq: int, offset: int, limit: int,
                first_raw: int) -> bytes:
+        at = self.inp.offset
+
         def bad(reason: str) -> ArchiveError:
-            return chunk_error(member, seq, offset, reason)
+            return chunk_error(member, seq, offset, reason, at)
 
         buf = self.inp.read_upto(HEADER_SIZE)
         if len(buf) < HEADER_SIZE:

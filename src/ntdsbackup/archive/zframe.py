@@ -28,7 +28,7 @@ class CorruptFrame(ArchiveError):
     """A frame whose content does not match its header."""
 
     def __init__(self, message: str, header: FrameHeader | None, offset: int):
-        super().__init__(message)
+        super().__init__(message, archive_offset=offset)
         self.header = header
         self.offset = offset
 

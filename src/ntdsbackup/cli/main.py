@@ -23,21 +23,33 @@ from __future__ import annotations
 import argparse
 import sys
 
+import shtab
+
 from .. import errors
 from ..platform import signals
 from . import archive_cmd, bench_cmd, dc_cmd
-from .common import Reporter, broken_pipe, common_options, exit_code_for
+from .common import (
+    EXIT_IO,
+    Reporter,
+    broken_pipe,
+    common_options,
+    error_message,
+    exit_code_for,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = common_options()
+    common = common_options(subcommand=True)
     parser = argparse.ArgumentParser(
-        prog="ntdsbackup", parents=[common],
+        prog="ntdsbackup", parents=[common_options()],
         description="Back up and restore Active Directory domain controllers through the "
                     "ntdsbcli streaming API.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"ntdsbackup {__version__}")
+    # `ntdsbackup --print-completion bash|zsh|tcsh`: a completion script made
+    # from this very parser, so it knows every command and option.
+    shtab.add_argument_to(parser, ["--print-completion"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dc_cmd.add_parsers(sub, common)
     archive_cmd.add_parsers(sub, common)
@@ -47,12 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BrokenPipeError:     # --help or --print-completion into a closed pipe
+        Reporter(False, False).stdout_closed()
+        return EXIT_IO
+    if args.quiet and args.verbose:
+        parser.error("-q/--quiet and -v/--verbose exclude each other")
     validate = getattr(args, "_validate", None)
     if validate is not None:
         validate(args)
+    import os
+
     from ..emulator import emu_root, use_emu_root
 
+    # Where the root came from, for an error that says where it looked.
+    args.emu_root_from = "option" if args.emu_root else \
+        "env" if os.environ.get("NTDSB_EMU_ROOT") else "default"
     use_emu_root(emu_root(args.emu_root))
     report = Reporter(getattr(args, "json", False), archive_cmd.stdout_carries_archive(args))
     with signals.termination_handlers():
@@ -69,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 message = "standard output was closed (broken pipe)" + (
                     ": the archive is incomplete" if report.data_on_stdout else "")
             else:
-                message = str(exc)
+                message = error_message(exc, args)
             report.error(message, code, type(exc).__name__)
             return code
 

@@ -25,14 +25,18 @@ import errno
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol, Union
 
 from .. import __version__
+from .._ntdsbcli import BackupContext, Provider
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
 from ..errors import DCStateError, NtdsbackupError
+from ..events import BackupEvent
 from ..lists import BFT_LOG, ListEntry, parse_multistring
 from ..platform import files
 from ..platform.signals import deferred
@@ -40,6 +44,18 @@ from ..provider import open_provider
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_LEVEL = 1
+
+
+
+class Writable(Protocol):
+    """A binary file object backup() can write to: write(bytes) is all it uses."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+# Where backup() writes: a path, "-" (stdout), an open descriptor, or a
+# binary file object.
+BackupDestination = Union[str, os.PathLike[str], int, Writable]
 
 
 @dataclass
@@ -53,14 +69,14 @@ class Identity:
 class BackupSummary:
     server: str
     archive: str
-    files: list[dict]
+    files: list[dict[str, Any]]     # the trailer's entries: name, bft, source, size, xxh3_128...
     bytes_read: int
     bytes_written: int
     seconds: float
-    log_generations: dict
+    log_generations: dict[str, int]  # {"low": first, "high": last}, {} without logs
     truncated: bool
     truncate_error: str | None = None
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mb_per_s(self) -> float:
@@ -70,7 +86,7 @@ class BackupSummary:
     def ratio(self) -> float:
         return self.bytes_read / self.bytes_written if self.bytes_written else 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"server": self.server, "archive": self.archive, "files": self.files,
                 "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
                 "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 1),
@@ -95,7 +111,7 @@ class _Destination:
     final name at commit), '-' (stdout), an open descriptor, or a binary
     file-like object."""
 
-    def __init__(self, dest, *, overwrite: bool = False):
+    def __init__(self, dest: BackupDestination, *, overwrite: bool = False):
         self.dest = dest
         self.overwrite = overwrite
         self.final: Path | None = None
@@ -121,6 +137,7 @@ class _Destination:
         if self.dest == "-":
             self.label = "<stdout>"
             sys.stdout.flush()
+            files.set_binary(sys.stdout.fileno())
             return Sink(fd=sys.stdout.fileno())
         if isinstance(self.dest, int):
             self.label = f"<fd {self.dest}>"
@@ -136,6 +153,7 @@ class _Destination:
     def commit(self, sink: Sink) -> None:
         sink.flush(durable=True)
         if self.tmp is not None:
+            assert self.fd is not None and self.final is not None   # set together by open()
             os.close(self.fd)
             self.fd = None
             # Atomic: the name is taken now or never (FileExists), so a file
@@ -154,10 +172,11 @@ class _Destination:
             self.tmp = None
 
 
-def backup(server: str, dest, *, provider=None, identity: Identity | None = None,
-           level: int = DEFAULT_LEVEL, threads: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
-           ring_depth: int = 0, serial: bool = False, truncate: bool = True,
-           overwrite: bool = False, progress=None) -> BackupSummary:
+def backup(server: str, dest: BackupDestination, *, provider: Provider | None = None,
+           identity: Identity | None = None, level: int = DEFAULT_LEVEL, threads: int = 0,
+           chunk_size: int = DEFAULT_CHUNK_SIZE, ring_depth: int = 0, serial: bool = False,
+           truncate: bool = True, overwrite: bool = False,
+           progress: Callable[[BackupEvent], None] | None = None) -> BackupSummary:
     """Back up the DC `server` to `dest` (a path, '-' for stdout, an open
     descriptor, or a binary file-like object).  An existing path is refused
     (platform.files.FileExists) unless overwrite.  progress(event: dict)
@@ -166,7 +185,7 @@ def backup(server: str, dest, *, provider=None, identity: Identity | None = None
     out = _Destination(dest, overwrite=overwrite)
     out.check()
     prov = provider or open_provider()
-    emit = progress or (lambda event: None)
+    emit: Callable[[BackupEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
 
     if identity is not None:                                             # step 1
@@ -238,14 +257,15 @@ def backup(server: str, dest, *, provider=None, identity: Identity | None = None
 class _Run:
     """Per-backup state: streams one file after another into the writer."""
 
-    def __init__(self, ctx, writer: ArchiveWriter, sink: Sink, emit, **engine):
+    def __init__(self, ctx: BackupContext, writer: ArchiveWriter, sink: Sink,
+                 emit: Callable[[BackupEvent], None], **engine: Any):
         self.ctx = ctx
         self.writer = writer
         self.sink = sink
         self.emit = emit
         self.engine = engine
         self.records: list[FileRecord] = []
-        self.stats: list[dict] = []
+        self.stats: list[dict[str, Any]] = []
 
     def file(self, entry: ListEntry, size: int) -> None:
         rec = FileRecord(member_name(entry.bft, entry.path), entry.bft, entry.path, size)
@@ -257,7 +277,7 @@ class _Run:
         sink_kw = ({"fd": self.sink.fd} if self.sink.fd is not None
                    else {"write": self.sink.engine_write})
 
-        def on_progress(done, _name=rec.name, _size=size):
+        def on_progress(done: int, _name: str = rec.name, _size: int = size) -> None:
             self.emit({"event": "progress", "name": _name, "done": done, "size": _size})
 
         result = self.ctx.backup_file(size, rec.name, progress=on_progress, **sink_kw,
@@ -274,15 +294,17 @@ class _Run:
         self.stats.append(stats)
         self.emit({"event": "progress", "name": rec.name, "done": size, "size": size})
 
-    def totals(self) -> dict:
+    def totals(self) -> dict[str, Any]:
         keys = ("bytes_read", "bytes_written", "chunks", "read_calls", "wall_seconds",
                 "read_seconds", "compress_seconds", "write_seconds", "reader_wait_seconds",
                 "writer_wait_seconds")
         return {k: sum(s[k] for s in self.stats) for k in keys}
 
 
-def _manifest(server, token: bytes, now: int, chunk_size: int, level: int,
-              databases: list[ListEntry], first_size: int) -> dict:
+def _manifest(server: str, token: bytes | None, now: int, chunk_size: int, level: int,
+              databases: list[ListEntry], first_size: int) -> dict[str, Any]:
+    if token is None:
+        raise NtdsbackupError(f"DsBackupPrepareW gave no expiry token for {server}")
     files = []
     for i, e in enumerate(databases):
         rec = FileRecord(member_name(e.bft, e.path), e.bft, e.path, first_size if i == 0 else None)

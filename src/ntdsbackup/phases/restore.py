@@ -33,11 +33,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, Final, Literal
 
+from .._ntdsbcli import Provider, RestoreContext
 from ..archive.fastread import Target, read_fd
-from ..archive.ops import read_documents
+from ..archive.ops import ArchiveSource, _fd_of, read_documents
 from ..archive.reader import MemberResult, ReadReport
 from ..errors import (
     ArchiveError,
@@ -46,9 +49,18 @@ from ..errors import (
     HResultError,
     NtdsbackupError,
 )
+from ..events import RecoveredEvent, RestoreEvent, RestoreProgressEvent
 from ..lists import BFT_CHECKPOINT_DIR, BFT_LOG_DIR, BFT_NTDS_DATABASE, parse_multistring
 from ..platform import signals
-from ..platform.files import create_private, fsync_dir, regular_mode
+from ..platform.files import (
+    OPEN_READ,
+    copy_mode_and_owner,
+    create_private,
+    fsync_dir,
+    regular_mode,
+    set_binary,
+)
+from ..platform.locks import DirectoryLock, LockHeld
 from ..provider import open_provider
 from ..provider_paths import path_mapper
 from . import restore_journal as rj
@@ -65,11 +77,6 @@ from .restore_plan import (
     token_days_left,
 )
 
-try:
-    import fcntl
-except ImportError:        # Windows: no flock
-    fcntl = None
-
 __all__ = ["RecoveryResult", "RestorePlan", "RestoreResult", "failure_hresult", "recover",
            "restore"]
 
@@ -80,9 +87,9 @@ hrDiskFull = 0xC8000710
 hrDiskIO = 0xC80003FE
 
 # What an interrupted restore ended as (RestoreResult.outcome, the "settled" event).
-UNCHANGED = "unchanged"          # the DC holds its old files; nothing registered
-COMPLETED = "completed"          # the DC holds the archive's files, registered complete
-ROLLED_BACK = "rolled-back"      # the old files are back; the failure was reported
+UNCHANGED: Final = "unchanged"        # the DC holds its old files; nothing registered
+COMPLETED: Final = "completed"        # the DC holds the archive's files, registered complete
+ROLLED_BACK: Final = "rolled-back"    # the old files are back; the failure was reported
 
 
 @dataclass
@@ -99,7 +106,7 @@ class RestoreResult:
     def mb_per_s(self) -> float:
         return self.plan.total_bytes / self.seconds / 1e6 if self.seconds else 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "seconds": round(self.seconds, 3),
                 "verify_seconds": round(self.verify_seconds, 3),
                 "stage_seconds": round(self.stage_seconds, 3),
@@ -114,12 +121,12 @@ class RecoveryResult:
     """What recovery found in the DC's directories and what it did."""
 
     server: str
-    outcome: str                  # "nothing", COMPLETED or UNCHANGED
+    outcome: Literal["nothing", "completed", "unchanged"]
     detail: str
     journal: str | None = None
     state: str | None = None      # the journal's state when found
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"server": self.server, "outcome": self.outcome, "detail": self.detail,
                 "journal": self.journal, "journal_state": self.state}
 
@@ -143,52 +150,75 @@ def failure_hresult(exc: BaseException) -> int:
 
 
 class _ArchiveInput:
-    """The archive as a seekable descriptor.  Standard input is spooled to a
-    private temporary file first: it must be verified in full before the DC is
-    touched, and its documents at the end are read before its data."""
+    """The archive as a seekable descriptor: a path, '-' (standard input) or
+    a binary file object.  A real file open at its start is read through its
+    own descriptor (a duplicate: the caller's stays open, its position
+    afterwards is unspecified).  Anything else (standard input, a BytesIO, a
+    pipe, a file not at its start: the archive is what it reads from there)
+    is spooled to a private temporary file first: the archive must be
+    verified in full before the DC is touched, and its documents at the end
+    are read before its data."""
 
-    def __init__(self, source, spool_dir: str | None):
+    def __init__(self, source: ArchiveSource, spool_dir: str | None):
         self.source = source
         self.spool_dir = spool_dir
         self.fd = -1
         self.spool: Path | None = None
         self.label = str(source)
 
-    def __enter__(self):
-        if self.source == "-":
+    def __enter__(self) -> _ArchiveInput:
+        src = self.source
+        if isinstance(src, str) and src == "-":
             self.label = "<stdin>"
-            fd, name = tempfile.mkstemp(prefix="ntdsb-restore-", suffix=".tar.zst",
-                                        dir=self.spool_dir)
-            self.spool = Path(name)
-            try:
-                _spool(sys.stdin.fileno(), fd)
-                self.fd = os.open(self.spool, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            except BaseException:
-                # __exit__ does not run when __enter__ fails (Ctrl-C while the
-                # archive is still arriving): the spool must not outlive us.
-                self.spool.unlink(missing_ok=True)
-                raise
+            set_binary(sys.stdin.fileno())
+            self._spooled(lambda dst: _spool(sys.stdin.fileno(), dst))
+        elif isinstance(src, (str, os.PathLike)):
+            self.fd = os.open(src, OPEN_READ)
+        elif callable(getattr(src, "read", None)):
+            name = getattr(src, "name", None)
+            self.label = name if isinstance(name, str) else "<stream>"
+            fd = _file_at_start(src)
+            if fd is not None:
+                self.fd = os.dup(fd)
+            else:
+                self._spooled(lambda dst: _spool_fileobj(src, dst))
         else:
-            self.fd = os.open(self.source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            raise TypeError("archive must be a path, '-' or a binary file object, not "
+                            f"{type(src).__name__}")
         return self
+
+    def _spooled(self, copy: Callable[[int], None]) -> None:
+        """The archive copied by copy(descriptor) into a private temporary file."""
+        # create_private, not mkstemp: on Windows mkstemp's 0600 is no
+        # protection, and the spool holds every password hash of the domain.
+        fd, self.spool = create_private(self.spool_dir or tempfile.gettempdir(),
+                                        prefix="ntdsb-restore-", suffix=".tar.zst")
+        try:
+            copy(fd)
+            self.fd = os.open(self.spool, OPEN_READ)
+        except BaseException:
+            # __exit__ does not run when __enter__ fails (Ctrl-C while the
+            # archive is still arriving): the spool must not outlive us.
+            self.spool.unlink(missing_ok=True)
+            raise
 
     def rewind(self) -> int:
         os.lseek(self.fd, 0, os.SEEK_SET)
         return self.fd
 
     @contextlib.contextmanager
-    def reader(self):
+    def reader(self) -> Iterator[BinaryIO]:
         with open(self.rewind(), "rb", closefd=False) as fh:
             yield fh
 
-    def documents(self) -> dict:
+    def documents(self) -> dict[str, Any]:
         """Manifest, trailer and seek index, read through the index at the end
         (no file is decompressed): what the archive claims, which the staging
         pass then checks member by member."""
         with self.reader() as fh:
             return read_documents(fh)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -211,23 +241,47 @@ def _spool(src: int, dst: int) -> None:
         os.close(dst)
 
 
+def _spool_fileobj(src: BinaryIO, dst: int) -> None:
+    """Copy what a file object reads (to its end) to the spool.  Closes dst."""
+    try:
+        while block := src.read(1 << 20):
+            if not isinstance(block, (bytes, bytearray, memoryview)):
+                raise TypeError("the archive's file object must be binary: read() returned "
+                                f"{type(block).__name__}")
+            view = memoryview(block)
+            while view:
+                view = view[os.write(dst, view):]
+    finally:
+        os.close(dst)
+
+
+def _file_at_start(fh: BinaryIO) -> int | None:
+    """The descriptor of a real, seekable file positioned at its very start
+    (nothing read ahead by a buffer either), else None."""
+    fd = _fd_of(fh)
+    if fd is None:
+        return None
+    try:
+        if fh.tell() != 0 or os.lseek(fd, 0, os.SEEK_CUR) != 0:
+            return None
+    except OSError:              # a pipe or a terminal: not seekable
+        return None
+    return fd
+
+
 class _DirectoryLock:
     """One restore at a time per DC directory.  DsRestoreRegisterW interlocks
     restores, but staging and recovery run outside it: an exclusive flock on
-    each directory keeps a second ntdsbackup out.  (Where flock does not
-    exist, the registration's own interlock is all there is.)"""
+    each directory keeps a second ntdsbackup out (platform.locks: flock on
+    POSIX, a lock file's byte-range lock on Windows)."""
 
-    def __init__(self, directories):
-        self.fds: list[int] = []
-        if fcntl is None:
-            return
+    def __init__(self, directories: list[Path]):
+        self.locks: list[DirectoryLock] = []
         try:
             for d in sorted(directories):
-                fd = os.open(d, os.O_RDONLY)
-                self.fds.append(fd)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                    self.locks.append(DirectoryLock(d))
+                except LockHeld:
                     raise DCStateError(f"another restore is running in {d}; nothing was "
                                        "changed") from None
         except BaseException:
@@ -235,21 +289,21 @@ class _DirectoryLock:
             raise
 
     def release(self) -> None:
-        fds = getattr(self, "fds", [])      # __init__ may not have got that far
-        while fds:
-            os.close(fds.pop())
+        locks = getattr(self, "locks", [])      # __init__ may not have got that far
+        while locks:
+            locks.pop().release()
 
-    def __enter__(self):
+    def __enter__(self) -> _DirectoryLock:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def __del__(self):          # an interrupted release: the descriptors still close
+    def __del__(self) -> None:          # an interrupted release: the descriptors still close
         self.release()
 
 
-def _locations(ctx) -> dict[int, str]:
+def _locations(ctx: RestoreContext) -> dict[int, str]:
     locs = {e.bft: e.path for e in parse_multistring(ctx.get_database_locations())}
     missing = {BFT_NTDS_DATABASE, BFT_LOG_DIR, BFT_CHECKPOINT_DIR} - set(locs)
     if missing:
@@ -257,7 +311,8 @@ def _locations(ctx) -> dict[int, str]:
     return locs
 
 
-def _directories(locations: dict[int, str], to_local) -> tuple[Path, list[Path]]:
+def _directories(locations: dict[int, str],
+                 to_local: Callable[[str], Path]) -> tuple[Path, list[Path]]:
     """The database's directory (where the journal lives) and every directory
     the restore writes in, mapped by the provider's own rule (to_local)."""
     db_dir = to_local(locations[BFT_NTDS_DATABASE]).parent
@@ -265,14 +320,18 @@ def _directories(locations: dict[int, str], to_local) -> tuple[Path, list[Path]]
     return db_dir, sorted(dirs)
 
 
-def restore(archive, server: str, *, provider=None, identity: Identity | None = None,
-            dry_run: bool = False, threads: int = 0, progress=None,
+def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = None,
+            identity: Identity | None = None, dry_run: bool = False, threads: int = 0,
+            progress: Callable[[RestoreEvent], None] | None = None,
             allow_other_server: bool = False, spool_dir: str | None = None) -> RestoreResult:
-    """Restore `archive` (a path or '-') onto the DC `server`, which must be in
-    DSRM.  dry_run runs every check and returns the plan, changing nothing.
+    """Restore `archive` (a path, '-' for standard input, or a binary file
+    object) onto the DC `server`, which must be in DSRM.  A file object that
+    is not a real file at its start (a BytesIO, a pipe) is copied to a
+    private temporary file in spool_dir first, as standard input is.
+    dry_run runs every check and returns the plan, changing nothing.
     A restore interrupted earlier on this DC is settled first (see recover)."""
     prov = provider or open_provider()
-    emit = progress or (lambda event: None)
+    emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
     with _ArchiveInput(archive, spool_dir) as inp:
         docs = inp.documents()
@@ -284,7 +343,8 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
                                  f"backup of {backed_up}, restoring onto {server}"))
         if not same and not allow_other_server:
             raise ArchiveError(f"the archive is a backup of {backed_up}, not of {server}; "
-                               "refusing to restore another DC's database")
+                               "refusing to restore another DC's database (give "
+                               "--allow-other-server to restore it anyway)")
 
         if identity is not None:                                        # step 1
             prov.set_auth_identity(identity.user, identity.domain, identity.password)
@@ -315,13 +375,15 @@ def restore(archive, server: str, *, provider=None, identity: Identity | None = 
 class _Run:
     """One restore on one prepared handle: plan, stage, swap."""
 
-    def __init__(self, prov, server, inp: _ArchiveInput, docs: dict, plan: RestorePlan,
-                 token: bytes, emit, threads: int):
+    def __init__(self, prov: Provider, server: str, inp: _ArchiveInput, docs: dict[str, Any],
+                 plan: RestorePlan, token: bytes, emit: Callable[[RestoreEvent], None],
+                 threads: int):
         self.prov, self.server, self.inp, self.docs = prov, server, inp, docs
         self.to_local = path_mapper(prov)
         self.plan, self.token, self.emit, self.threads = plan, token, emit, threads
 
-    def on(self, ctx, locations: dict[int, str], dry_run: bool, t0: float) -> RestoreResult:
+    def on(self, ctx: RestoreContext, locations: dict[int, str], dry_run: bool,
+           t0: float) -> RestoreResult:
         plan = self.plan
         plan.days_left = token_days_left(self.token)
         plan.checks.append(Check("expiry token", True, "accepted by DsRestorePrepareW" + (
@@ -353,7 +415,8 @@ class _Run:
                            "detail": _OUTCOME_TEXT[outcome]})
                 raise
 
-    def _stage_and_swap(self, ctx, db_dir: Path, dirs: list[Path], t0: float) -> RestoreResult:
+    def _stage_and_swap(self, ctx: RestoreContext, db_dir: Path, dirs: list[Path],
+                        t0: float) -> RestoreResult:
         plan = self.plan
         self.emit({"event": "phase", "phase": "stage"})
         ts = time.monotonic()
@@ -377,7 +440,7 @@ class _Run:
                              time.monotonic() - tw)
 
 
-def _register_args(plan: RestorePlan) -> dict:
+def _register_args(plan: RestorePlan) -> dict[str, Any]:
     loc = plan.locations
     return {"checkpoint_dir": loc[BFT_CHECKPOINT_DIR], "log_dir": loc[BFT_LOG_DIR],
             "restore_map": [[plan.database.source, loc[BFT_NTDS_DATABASE]]],
@@ -385,7 +448,7 @@ def _register_args(plan: RestorePlan) -> dict:
             "gen_high": plan.gen_high or 0}
 
 
-def _commit_registered(ctx, journal: rj.Journal) -> None:
+def _commit_registered(ctx: RestoreContext, journal: rj.Journal) -> None:
     """Register, move, complete, delete the old files: with termination
     signals held back, so a Ctrl-C lands once the DC holds one whole set."""
     with signals.deferred():
@@ -397,7 +460,7 @@ def _commit_registered(ctx, journal: rj.Journal) -> None:
         _complete(ctx, journal)
 
 
-def _complete(ctx, journal: rj.Journal) -> None:
+def _complete(ctx: RestoreContext, journal: rj.Journal) -> None:
     """With the restore registered on ctx: every new file in, completion
     reported, the old files deleted."""
     with signals.deferred():
@@ -416,7 +479,8 @@ _OUTCOME_TEXT = {
 }
 
 
-def _settle(exc: BaseException, ctx, db_dir: Path, dirs: list[Path]) -> str:
+def _settle(exc: BaseException, ctx: RestoreContext, db_dir: Path,
+            dirs: list[Path]) -> Literal["unchanged", "completed", "rolled-back"]:
     """After `exc` interrupted a restore on `ctx`: leave one whole file set and
     say which.  The record on disk, not this process's memory, says how far
     the restore got (an interruption may fall between any two lines)."""
@@ -450,14 +514,15 @@ def _settle(exc: BaseException, ctx, db_dir: Path, dirs: list[Path]) -> str:
     return UNCHANGED
 
 
-def recover(server: str, *, provider=None, identity: Identity | None = None,
-            progress=None) -> RecoveryResult:
+def recover(server: str, *, provider: Provider | None = None,
+            identity: Identity | None = None,
+            progress: Callable[[RestoreEvent], None] | None = None) -> RecoveryResult:
     """Settle a restore of `server` that was killed (SIGKILL, power loss) from
     its record: roll forward if the archive's files were all staged and the
     restore had reached the registration, back otherwise.  Also removes the
     staging files of a restore killed while staging.  The DC must be in DSRM."""
     prov = provider or open_provider()
-    emit = progress or (lambda event: None)
+    emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     if identity is not None:
         prov.set_auth_identity(identity.user, identity.domain, identity.password)
     if prov.is_ntds_online(server):
@@ -468,11 +533,13 @@ def recover(server: str, *, provider=None, identity: Identity | None = None,
     db_dir, dirs = _directories(locations, path_mapper(prov))
     with _DirectoryLock(dirs):
         result = _recover_locked(prov, server, db_dir, dirs)
-    emit({"event": "recovered", **result.as_dict()})
+    emit(RecoveredEvent(event="recovered", server=result.server, outcome=result.outcome,
+                        detail=result.detail, journal=result.journal,
+                        journal_state=result.state))
     return result
 
 
-def _recover_locked(prov, server: str, db_dir: Path, dirs: list[Path]) -> RecoveryResult:
+def _recover_locked(prov: Provider, server: str, db_dir: Path, dirs: list[Path]) -> RecoveryResult:
     journal = rj.Journal.load(db_dir, dirs)
     if journal is None:
         n = rj.sweep(dirs)
@@ -511,9 +578,12 @@ def _recover_locked(prov, server: str, db_dir: Path, dirs: list[Path]) -> Recove
                           "in, old files deleted)", where, found)
 
 
-def _progress_events(emit, phase: str):
-    return lambda m, done: emit({"event": "progress", "phase": phase, "name": m.name,
-                                 "done": done, "size": m.size})
+def _progress_events(emit: Callable[[RestoreEvent], None],
+                     phase: Literal["verify", "stage"]) -> Callable[[MemberResult, int], None]:
+    def progress(m: MemberResult, done: int) -> None:
+        emit(RestoreProgressEvent(event="progress", phase=phase, name=m.name, done=done,
+                                  size=m.size))
+    return progress
 
 
 def _integrity_checked(plan: RestorePlan, report: ReadReport) -> None:
@@ -526,7 +596,7 @@ def _integrity_checked(plan: RestorePlan, report: ReadReport) -> None:
 
 
 def _stage(inp: _ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads: int,
-           emit) -> ReadReport:
+           emit: Callable[[RestoreEvent], None]) -> ReadReport:
     """The one pass over the archive: every file decompressed into its staging
     file (the engine: frames in parallel, each chunk verified as it is
     written), its whole-file hash checked, given the mode and owner of the
@@ -564,9 +634,5 @@ def _copy_ownership(original: Path, fd: int) -> None:
     able to open it), taken with lstat from the file itself, never from what a
     symlink there points at; anything else keeps the staging default, 0600."""
     st = regular_mode(original)
-    if st is None or not hasattr(os, "fchmod"):
-        return
-    os.fchmod(fd, st.st_mode & 0o7777)
-    if hasattr(os, "fchown"):
-        with contextlib.suppress(PermissionError):
-            os.fchown(fd, st.st_uid, st.st_gid)
+    if st is not None:
+        copy_mode_and_owner(st, fd)
