@@ -4,6 +4,7 @@ tell whether a file was touched."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -42,6 +43,18 @@ def fingerprint(path: Path) -> tuple[bytes, int, int]:
     """Content, mtime and mode of a file, to prove it was not touched."""
     st = os.stat(path)
     return path.read_bytes(), st.st_mtime_ns, st.st_mode
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file below `folder` (hidden ones and aside folders too), hashed:
+    equal snapshots mean the same files with the same contents."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            p = os.path.join(root, name)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
 
 
 def listing(directory: Path) -> list[str]:

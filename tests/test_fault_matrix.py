@@ -7,7 +7,6 @@ whole set (after `restore --recover` when the process was killed)."""
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dctools import snapshot
 from ntdsbackup import open_provider
 from ntdsbackup.archive import verify
 from ntdsbackup.phases.backup import backup
@@ -82,16 +82,6 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            p = os.path.join(root, name)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
-
-
 def _handles_balanced(dc, prefix: str, killed: bool) -> None:
     """Every handle that was opened was ended once (a killed process's aside)."""
     log = dc.path / "calls.log"
@@ -130,12 +120,24 @@ def world(make_dc, emu_root, tmp_path):
     dc.stop()
     dsrm = tmp_path / "dsrm"
     shutil.copytree(dc.path, dsrm)
-    old = _snapshot(dc.ntds_dir)
+    old = snapshot(dc.ntds_dir)
     restore(archive, "DC01")
-    new = _snapshot(dc.ntds_dir)
+    new = snapshot(dc.ntds_dir)
     env = {**os.environ, "NTDSB_EMU_ROOT": str(emu_root)}
     return {"dc": dc, "archive": archive, "online": online, "dsrm": dsrm, "old": old,
             "new": new, "env": env, "tmp": tmp_path}
+
+
+def _ended(r, fault, phase, signame) -> tuple[bool, bool, tuple]:
+    """(the signal was sent, it was SIGKILL, the case for messages); a signal
+    that was sent ended the command with 128 + its number (or killed it),
+    without a traceback."""
+    fired = "MATRIX-SIGNAL" in r.stderr
+    case = (fault, phase, signame, r.returncode, r.stderr[-600:])
+    if fired:
+        assert r.returncode == {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[signame], case
+        assert "Traceback" not in r.stderr, case
+    return fired, fired and signame == "SIGKILL", case
 
 
 def _reset(dc, template: Path) -> None:
@@ -147,7 +149,7 @@ def _backup_case(w, fault, phase, signame, counts) -> None:
     dc, tmp = w["dc"], w["tmp"]
     _reset(dc, w["online"])
     _set(dc, FAULTS[fault])
-    before = _snapshot(dc.ntds_dir)
+    before = snapshot(dc.ntds_dir)
     out = tmp / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -156,14 +158,8 @@ def _backup_case(w, fault, phase, signame, counts) -> None:
     r = _run(kind, what, nth, SIGNALS[signame],
              ["backup", "--server", "DC01", "-o", str(final), "--chunk-size", "64KiB"],
              w["env"])
-    fired = "MATRIX-SIGNAL" in r.stderr
-    case = (fault, phase, signame, r.returncode, r.stderr[-600:])
-    killed = signame == "SIGKILL" and fired
-    if fired:
-        expect = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[signame]
-        assert r.returncode == expect, case
-        assert "Traceback" not in r.stderr, case
-    else:
+    fired, killed, case = _ended(r, fault, phase, signame)
+    if not fired:
         # The fault ended the backup before the signal's moment came.
         assert fault in ("read-error", "goes-offline") and r.returncode in (3, 6), case
     if final.exists():
@@ -182,7 +178,7 @@ def _backup_case(w, fault, phase, signame, counts) -> None:
         dc.start()
     ctx = open_provider().backup_prepare("DC01")
     ctx.end()
-    after = _snapshot(dc.ntds_dir)
+    after = snapshot(dc.ntds_dir)
     if not final.exists():
         # Nothing of the DC lost: every file as it was, but the current log,
         # which DsBackupGetBackupLogsW rolls (as a DC does); logs are only
@@ -199,18 +195,12 @@ def _restore_case(w, fault, phase, signame, counts) -> None:
     kind, what, nth = RESTORE_PHASES[phase]
     r = _run(kind, what, nth, SIGNALS[signame],
              ["restore", str(w["archive"]), "--server", "DC01"], w["env"])
-    fired = "MATRIX-SIGNAL" in r.stderr
-    case = (fault, phase, signame, r.returncode, r.stderr[-600:])
-    killed = signame == "SIGKILL" and fired
-    if fired:
-        expect = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -9}[signame]
-        assert r.returncode == expect, case
-        assert "Traceback" not in r.stderr, case
-    else:
+    fired, killed, case = _ended(r, fault, phase, signame)
+    if not fired:
         assert fault == "register-fails" and r.returncode == 6, case
     if killed:
         recover("DC01")
-    snap = _snapshot(dc.ntds_dir)
+    snap = snapshot(dc.ntds_dir)
     st = dc.restore_state()
     if snap == w["new"]:
         assert st is not None and (st.state, st.hr) == ("complete", 0), case

@@ -4,7 +4,6 @@ and a restore reported complete is never undone (docs/RESTORE.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import ntdsbackup
+from dctools import snapshot
 from ntdsbackup import errors
 from ntdsbackup.phases import restore_journal as rj
 from ntdsbackup.phases.backup import backup
@@ -22,17 +22,6 @@ from ntdsbackup.phases.restore import recover, restore
 
 CHUNK = 64 * 1024
 PACKAGE = str(Path(ntdsbackup.__file__).resolve().parent) + os.sep
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file below `folder` (hidden ones and aside folders too), hashed."""
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            p = os.path.join(root, name)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
-    return out
 
 
 def visible(snap: dict[str, str]) -> dict[str, str]:
