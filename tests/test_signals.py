@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -122,6 +124,64 @@ def test_restore_signal_while_spooling_changes_nothing(big_archive, make_dc, tmp
     assert no_traceback(text)
     assert listing(spool) == []
     assert {p.name: p.read_bytes() for p in dc.ntds_dir.iterdir()} == before
+
+
+# x86-64 and arm64 numbers of the calls a read may sleep in (read, poll, ppoll).
+_SLEEPING_READ_CALLS = {"0", "7", "271"} if os.uname().machine == "x86_64" else {"63", "73"}
+
+
+def _sleeping_in_a_read(tid: int) -> bool:
+    with open(f"/proc/self/task/{tid}/syscall") as fh:
+        return fh.read().split()[0] in _SLEEPING_READ_CALLS
+
+
+def _signal_that_misses_the_read(signum: int, w: int) -> threading.Thread:
+    """Once the main thread sleeps in its read, send signum so that its C
+    handler runs on this helper thread (the kernel's choice while the main
+    thread blocks it): the flag is set and nothing interrupts the read, the
+    same state as a signal landing just before the read() call begins.  A
+    byte follows half a second later: a plain os.read returns with it and
+    only then runs the handler; a read a signal ends must not take it."""
+    main = threading.main_thread().native_id
+
+    def send():
+        wait_for(lambda: _sleeping_in_a_read(main), "the main thread's read")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+        os.kill(os.getpid(), signum)
+        time.sleep(0.5)
+        os.write(w, b"x")
+    helper = threading.Thread(target=send)
+    helper.start()
+    return helper
+
+
+@pytest.mark.parametrize("reader", ["read_some", "signal_ended_reader"])
+def test_a_signal_ends_a_read_on_a_stalled_pipe(reader):
+    # A restore from a stalled pipe once ignored SIGHUP for ever this way.
+    from ntdsbackup.platform import signals as sig
+
+    def interrupt(signum, frame):
+        raise sig.Interrupted(signum)
+
+    r, w = os.pipe()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        helper = _signal_that_misses_the_read(signal.SIGUSR1, w)
+        with pytest.raises(sig.Interrupted):
+            if reader == "read_some":
+                sig.read_some(r, 1)
+            else:
+                with sig.signal_ended_reader(r) as fh:
+                    fh.read(1)
+        helper.join()
+        os.set_blocking(r, False)
+        assert os.read(r, 1) == b"x"          # the interrupted read took nothing
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        signal.signal(signal.SIGUSR1, previous)
+        os.close(r)
+        os.close(w)
 
 
 @pytest.mark.parametrize("signum,code", SIGNALS)

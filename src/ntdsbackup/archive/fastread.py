@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .. import _ntdsbcli
 from ..errors import EngineError
 from ..platform.files import pread
+from ..platform.signals import read_some
 from .frameinput import FrameInput
 from .framing import HEADER_SIZE, chunk_frame_size
 from .layout import Consumer, MemberResult, ReadReport, chunk_error, read_structure
@@ -48,7 +49,7 @@ def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = N
             on_manifest: Callable[[dict], None] | None = None, threads: int = 0,
             progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
     """Read and verify a whole archive from descriptor `fd` (at its start)."""
-    inp = FrameInput(lambda n: os.read(fd, min(n, 1 << 24)))
+    inp = FrameInput(lambda n: read_some(fd, min(n, 1 << 24)))
 
     def read_data(member: MemberResult, chunk_size: int) -> int:
         if 2 * chunk_size > RING_BUDGET:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, Union
 
 from ..errors import ArchiveError
+from ..platform.signals import signal_ended_reader
 from .documents import read_document
 from .frameinput import FrameInput
 from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
@@ -24,7 +25,9 @@ ArchiveSource = Union[str, os.PathLike[str], BinaryIO]
 def open_archive(source: ArchiveSource) -> Iterator[BinaryIO]:
     """A binary stream for a path, '-' (stdin) or an already open file object."""
     if source == "-":
-        yield sys.stdin.buffer
+        # Not sys.stdin.buffer: a signal must end a read on a stalled pipe.
+        with signal_ended_reader(sys.stdin.fileno()) as fh:
+            yield fh
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=1 << 20) as fh:
             yield fh

@@ -228,12 +228,12 @@ class _ArchiveInput:
 
 
 def _spool(src: int, dst: int) -> None:
-    """Copy standard input to the spool with plain reads: each one returns to
-    the interpreter, so a signal's handler runs (and Ctrl-C or SIGTERM stops
-    the copy) even while data keeps flowing; a buffered reader would go on
+    """Copy standard input to the spool with reads a signal always ends
+    (signals.read_some): Ctrl-C or SIGTERM stops the copy whether data keeps
+    flowing or the writer has stalled; a buffered reader would go on
     blocking in its own loop.  Closes dst."""
     try:
-        while block := os.read(src, 1 << 20):
+        while block := signals.read_some(src, 1 << 20):
             view = memoryview(block)
             while view:
                 view = view[os.write(dst, view):]

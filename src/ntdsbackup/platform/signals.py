@@ -7,6 +7,10 @@ Ctrl-Break and the console's close event) alike: the signal becomes an
 written for Ctrl-C runs), handles are ended, partial files removed, and the
 process exits with 128 + the signal number (130, 143, 129).
 
+:func:`read_some` is the read every Python-level loop over a pipe uses: a
+signal that lands just before a blocking read() begins would otherwise wait
+for the next byte on the pipe, for ever if the writer has stalled.
+
 :func:`deferred` holds those signals back for a short critical section (the
 restore's registration and rename sequence): a signal that arrives inside it
 is remembered and raised when the section ends, at a point where the state
@@ -17,13 +21,22 @@ both functions are no-ops.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import select
 import signal
 import sys
 import threading
 from collections.abc import Iterator
+from typing import BinaryIO
 
 __all__ = ["Interrupted", "TERMINATION_SIGNALS", "deferred", "exit_code_for_interrupt",
-           "install_termination_handlers", "signal_name", "termination_handlers"]
+           "install_termination_handlers", "read_some", "signal_ended_reader",
+           "signal_name", "termination_handlers"]
+
+# How long a read waits before it returns to the interpreter to let a signal
+# handler run (the engine's NTDSB_IO_POLL_MS, for the same reason).
+POLL_SECONDS = 0.1
 
 
 def _termination_signals() -> tuple[int, ...]:
@@ -126,6 +139,52 @@ def deferred() -> Iterator[None]:
             signal.signal(signum, handler)
     if pending:
         _deliver(pending[0], previous.get(pending[0]))
+
+
+def read_some(fd: int, n: int) -> bytes:
+    """os.read(fd, n) that a termination signal always ends.
+
+    Python runs a signal's handler between bytecodes.  A signal that arrives
+    after os.read has released the interpreter but before the read() call
+    blocks (or one the kernel gave to another thread) only sets a flag, and
+    the read sleeps until data comes: for ever on a stalled pipe.  So wait
+    for data in short polls; each timeout returns to the interpreter, where
+    the flag is seen and the handler raises.  A regular file or end of file
+    is readable at once, so this costs a poll per read and no waiting.
+
+    Windows: pipes cannot be polled there, and the read blocks as before
+    (Ctrl-C on a console is delivered when the read returns)."""
+    if not hasattr(select, "poll"):
+        return os.read(fd, n)
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
+    while not waiter.poll(POLL_SECONDS * 1000):
+        pass
+    return os.read(fd, n)
+
+
+class _SignalEndedInput(io.RawIOBase):
+    """A descriptor read through read_some (for a BufferedReader on top)."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._fd = fd
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer) -> int:
+        data = read_some(self._fd, len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def signal_ended_reader(fd: int, buffer_size: int = 1 << 20) -> BinaryIO:
+    """A buffered binary reader on `fd` (left open) whose reads a signal ends."""
+    return io.BufferedReader(_SignalEndedInput(fd), buffer_size)  # type: ignore[return-value]
 
 
 def _deliver(signum: int, handler) -> None:
