@@ -12,8 +12,9 @@ DEMO_SIZE ?= 1GiB
 # the libraries' headers, and zstd, which the demo times beside the engine.
 APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd
 # What the suite needs on top of those (the Windows build's are below): tar for
-# the emergency-path round trip, valgrind for the native tests.
-TEST_APT_PACKAGES := tar valgrind
+# the emergency-path round trip, valgrind for the native tests, age and
+# minisign for the crypto layer's interop tests.
+TEST_APT_PACKAGES := tar valgrind age minisign
 SOURCES := pyproject.toml setup.py $(wildcard src/*.pyx src/pyx/*.pxi src/engine/*.c \
 	src/engine/*.h src/emu/*.c src/emu/*.h include/*.h)
 # What the Windows build and its run under Wine need (make test-windows): the

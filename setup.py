@@ -24,7 +24,7 @@ from setuptools.command.build_ext import build_ext
 SYSTEM_LIBS = {
     "zstd": ("libzstd", "1.5.0", "NTDSB_ZSTD_PREFIX", "zstd", "libzstd-dev"),
     "xxhash": ("libxxhash", "0.8.0", "NTDSB_XXHASH_PREFIX", "xxhash", "libxxhash-dev"),
-    "crypto": ("libcrypto", "1.1.0", "NTDSB_CRYPTO_PREFIX", "crypto", "libssl-dev"),
+    "crypto": ("libcrypto", "3.0.0", "NTDSB_CRYPTO_PREFIX", "crypto", "libssl-dev"),
 }
 
 WINDOWS = sys.platform == "win32"
@@ -84,8 +84,14 @@ def sources(pattern):
     return sorted(p for p in glob.glob(pattern) if not p.endswith(OTHER_OS_SUFFIX))
 
 
+# The age payload's ChaCha20-Poly1305 and BLAKE2b-512 come from libcrypto
+# (src/engine/aead_openssl.c); a build without it takes aead_none.c, whose
+# calls fail cleanly (NTDSB_E_CONFIG).  Windows builds have no libcrypto.
+NO_CRYPTO = WINDOWS
+OTHER_AEAD_SUFFIX = "_openssl.c" if NO_CRYPTO else "_none.c"
+
 HEADERS = sorted(glob.glob("include/*.h"))
-ENGINE_SOURCES = sources("src/engine/*.c")
+ENGINE_SOURCES = [p for p in sources("src/engine/*.c") if not p.endswith(OTHER_AEAD_SUFFIX)]
 EMU_SOURCES = sources("src/emu/*.c") + [
     # The emulator shares the ESE checksums, the HRESULT table and the
     # platform layer (locks, clock, positioned reads) with the engine.
@@ -116,7 +122,8 @@ class BuildExt(build_ext):
 def extensions():
     from Cython.Build import cythonize
 
-    libs = merge(find_library("zstd"), find_library("xxhash"))
+    libs = merge(find_library("zstd"), find_library("xxhash"),
+                 {} if NO_CRYPTO else find_library("crypto"))
     engine_libs = libs["libraries"] + ([] if WINDOWS else ["pthread", "dl"])
     ext = Extension(
         "ntdsbackup._ntdsbcli",

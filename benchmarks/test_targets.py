@@ -56,3 +56,12 @@ def test_latency_model_overlap():
     report = bench.latency_model(min(SIZE, 512 << 20), repeat=REPEAT, work_dir=work_base())
     _save("latency_model", report)
     assert report["pipelined_over_min"] >= 0.9
+
+
+def test_encryption_costs_at_most_ten_percent_of_a_backup(comparison):
+    # engine/engine-age: plain over encrypted, same run, same DC.
+    assert comparison["backup_ratios"]["engine/engine-age"] <= 1 / 0.9
+
+
+def test_decryption_costs_at_most_ten_percent_of_a_restore(comparison):
+    assert comparison["restore_ratios"]["engine-restore/engine-restore-age"] <= 1 / 0.9

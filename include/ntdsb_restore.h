@@ -93,6 +93,35 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
                        ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
                        ntdsb_error *err);
 
+/*
+ * The input of ntdsb_restore_from: exactly one of an open file (fd, read as
+ * ntdsb_restore_file reads in_fd) or a read callback (fd = NTDSB_NO_FILE).
+ *
+ * read(ctx, buf, len, got, err): up to `len` (> 0) bytes into buf, *got set;
+ * *got = 0 means the end of the input.  Returns NTDSB_OK, or a failure status
+ * with *err filled, which the restore reports as it is (status, message,
+ * chunk_index and offset are the callback's).  Called from one engine thread
+ * (the reader), in order, never concurrently; the restore never asks for a
+ * byte beyond the file's last frame, as with a descriptor.  A call blocked in
+ * the callback delays a stop (a cancel, another thread's failure) until it
+ * returns.  ntdsb_age_in_source_read (ntdsb_age.h) is one.
+ */
+typedef int (*ntdsb_read_fn)(void *ctx, void *buf, size_t len, size_t *got, ntdsb_error *err);
+
+typedef struct ntdsb_source {
+    ntdsb_file fd;      /* NTDSB_NO_FILE when read is used */
+    ntdsb_read_fn read;
+    void *ctx;
+} ntdsb_source;
+
+/* ntdsb_restore_file over either kind of input; everything above applies
+ * (a callback input is never a "regular file": no fadvise, no polling). */
+int ntdsb_restore_from(const ntdsb_source *in, ntdsb_file out_fd, uint64_t file_size,
+                       const ntdsb_restore_config *cfg,
+                       ntdsb_cancel_fn cancel, void *cancel_ctx,
+                       ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
+                       ntdsb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@ import os as _os
 include "pyx/libs.pxi"
 include "pyx/abi.pxi"
 include "pyx/engine.pxi"
+include "pyx/age.pxi"
 include "pyx/provider.pxi"
 include "pyx/restore.pxi"
 include "pyx/ese.pxi"

@@ -19,14 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_comparison_report_shape(tmp_path):
     r = bench.compare(TINY, repeat=1, work_dir=str(tmp_path), chunk_size=256 << 10)
-    assert set(r["backup"]) == {"engine", "engine-serial", "python-loop", "zstd-cli"}
-    assert set(r["restore"]) == {"engine-restore", "zstd-d", "zstd-d-1thread"}
+    assert set(r["backup"]) == {"engine", "engine-serial", "python-loop", "zstd-cli",
+                                "engine-age"}
+    assert set(r["restore"]) == {"engine-restore", "zstd-d", "zstd-d-1thread",
+                                 "engine-restore-age"}
     for s in [*r["backup"].values(), *r["restore"].values()]:
         assert s["runs"] == 1 and s["mb_per_s_median"] > 0 and s["bytes"] > 0
         assert 1 < s["max_rss_mib"] < 1024 and s["cpu_seconds_median"] >= 0
     assert set(r["backup_ratios"]) == {"engine/engine-serial", "engine/python-loop",
-                                       "engine/zstd-cli"}
-    assert 2.5 < r["compression_ratio"] < 6
+                                       "engine/zstd-cli", "engine/engine-age"}
+    assert "engine-restore/engine-restore-age" in r["restore_ratios"]
+    # Each backup rolls a log generation and none truncates, so the engine's
+    # measured run (after a warm-up round of every contender) carries more
+    # logs, which compress far better than pages, the more contenders there are.
+    assert 2.5 < r["compression_ratio"] < 8
     assert not list(tmp_path.iterdir()), "the bench left files behind"
 
 

@@ -65,6 +65,16 @@ def test_every_command_follows_the_schema(emu_root, tmp_path):
     run("restore", "--recover", "--server", "DC01")
     run("dc", "start", "DC01")
     run("verify", tmp_path / "missing.tar.zst", code=7)
+    key = run("key", "generate", "-o", tmp_path / "id.txt")[-1]
+    run("key", "public", tmp_path / "id.txt")
+    sign = run("key", "generate", "--signing", "-o", tmp_path / "sign.key")[-1]
+    sealed = tmp_path / "a.tar.zst.age"
+    run("backup", "--server", "DC01", "-o", sealed, "-r", key["public"], "--sign-key",
+        tmp_path / "sign.key", "--no-truncate")
+    signed = run("verify", sealed, "-i", tmp_path / "id.txt", "--trusted-key",
+                 sign["public_file"])[-1]
+    assert signed["encrypted"] and signed["signed"]["server"] == "DC01"
+    run("ls", sealed, "-i", tmp_path / "id.txt", "--trusted-key", sign["public"])
     run("bench", "--size", "4MiB", "--repeat", "1", "--no-restore", "--work-dir", tmp_path)
 
     assert verified[-1]["event"] == "verified"

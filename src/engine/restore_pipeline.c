@@ -1,6 +1,7 @@
 /*
- * restore_pipeline.c - ntdsb_restore_file(): one file's chunk frames from an
- * archive stream, decompressed and verified in parallel, written in order.
+ * restore_pipeline.c - ntdsb_restore_file() / ntdsb_restore_from(): one
+ * file's chunk frames from an archive stream, decompressed and verified in
+ * parallel, written in order.
  * No Python, no GIL.
  *
  *   reader thread ──> ring of slots ──> N workers ──> writer (calling thread)
@@ -13,6 +14,9 @@
  * the ring.  Slot buffers are allocated on first use, sized from the first
  * chunk header (every later chunk is the same size or, the last, smaller), so
  * a one-chunk file costs one slot and nothing is allocated per chunk.
+ *
+ * The input is a descriptor or, through ntdsb_restore_from, a read callback
+ * (an age payload being decrypted, say); the reader treats both alike.
  *
  * The descriptor is shared with the Python layer, which reads the archive's
  * metadata frames before and after this call with unbuffered os.read.  So the
@@ -70,7 +74,9 @@ typedef struct worker {
 
 typedef struct rpipe {
     /* Read-only after setup. */
-    ntdsb_file in_fd;
+    ntdsb_file in_fd;     /* NTDSB_NO_FILE when in_read is used */
+    ntdsb_read_fn in_read; /* the caller's read callback (ntdsb_restore_from) */
+    void *in_ctx;
     int in_may_block; /* not a regular file: a read may wait for ever (platform.h) */
     uint64_t file_size;
     uint32_t max_raw;
@@ -141,7 +147,30 @@ static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t 
     while (have < want) {
         size_t n = 0;
         int en = 0;
-        int io = ntdsb_file_read_some(p->in_fd, buf + have, want - have, &n, p->in_may_block,
+        int io;
+
+        if (p->in_read != NULL) {
+            /* A callback: its failure is reported as it worded it. */
+            if (atomic_load(&p->rs.stop)) {
+                rc = NTDSB_STEP_STOPPED;
+                break;
+            }
+            ntdsb_err_clear(e);
+            rc = p->in_read(p->in_ctx, buf + have, want - have, &n, e);
+            if (rc != NTDSB_OK) {
+                if (e->status == NTDSB_OK) /* a callback that said nothing */
+                    ntdsb_err_set(e, rc < 0 ? rc : NTDSB_E_CALLBACK, "read callback", seq, off,
+                                  "chunk %llu (offset %llu): the input callback failed",
+                                  (unsigned long long)seq, (unsigned long long)off);
+                rc = e->status;
+                break;
+            }
+            if (n == 0)
+                break; /* end of input */
+            have += n > want - have ? want - have : n;
+            continue;
+        }
+        io = ntdsb_file_read_some(p->in_fd, buf + have, want - have, &n, p->in_may_block,
                                       &p->rs.stop, &en);
         if (io == NTDSB_IO_DATA) {
             have += n;
@@ -608,6 +637,20 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
                        ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
                        ntdsb_error *err)
 {
+    ntdsb_source in;
+    in.fd = in_fd;
+    in.read = NULL;
+    in.ctx = NULL;
+    return ntdsb_restore_from(&in, out_fd, file_size, cfg, cancel, cancel_ctx, stats,
+                              file_hash, err);
+}
+
+int ntdsb_restore_from(const ntdsb_source *in, ntdsb_file out_fd, uint64_t file_size,
+                       const ntdsb_restore_config *cfg,
+                       ntdsb_cancel_fn cancel, void *cancel_ctx,
+                       ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
+                       ntdsb_error *err)
+{
     const double t_start = ntdsb_now();
     ntdsb_error local_err;
     uint32_t threads, depth, max_raw;
@@ -621,9 +664,14 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
         ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "config is NULL");
         return NTDSB_E_CONFIG;
     }
-    if (!ntdsb_file_valid(in_fd)) {
+    if (in == NULL || (in->read != NULL && ntdsb_file_valid(in->fd))) {
+        ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0,
+                      "the input is invalid: give exactly one of a file or a read callback");
+        return NTDSB_E_CONFIG;
+    }
+    if (in->read == NULL && !ntdsb_file_valid(in->fd)) {
         ntdsb_err_set(err, NTDSB_E_CONFIG, NULL, 0, 0, "in_fd %lld is invalid",
-                      (long long)in_fd);
+                      (long long)in->fd);
         return NTDSB_E_CONFIG;
     }
     threads = cfg->threads != 0 ? cfg->threads : ntdsb_cpu_count();
@@ -654,7 +702,9 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
     p = ntdsb_alloc_zeroed(1, sizeof *p);
     if (p == NULL)
         return ntdsb_err_nomem(err, "malloc", "the pipeline");
-    p->in_fd = in_fd;
+    p->in_fd = in->read != NULL ? NTDSB_NO_FILE : in->fd;
+    p->in_read = in->read;
+    p->in_ctx = in->ctx;
     p->file_size = file_size;
     p->max_raw = max_raw;
     p->out.fd = out_fd;
@@ -668,11 +718,15 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
     p->cancel.ctx = cancel_ctx;
     atomic_init(&p->rs.stop, 0);
 
-    if (ntdsb_file_is_regular(in_fd)) {
+    if (p->in_read != NULL) {
+        /* A callback: nothing to advise.  It may sit on a pipe (an age reader
+         * does): join the reader as one that may block in a read. */
+        p->in_may_block = 1;
+    } else if (ntdsb_file_is_regular(p->in_fd)) {
         /* We read it once, front to back: ask for aggressive read-ahead.  It
          * only changes the kernel's read-ahead window of this open file,
          * which the Python layer also reads sequentially. */
-        ntdsb_file_advise_sequential(in_fd);
+        ntdsb_file_advise_sequential(p->in_fd);
     } else {
         p->in_may_block = 1; /* pipe, socket, terminal (or unknown): never block blind */
     }

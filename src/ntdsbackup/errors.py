@@ -27,6 +27,9 @@ __all__ = [
     "ListFormatError",
     "EngineError",
     "ArchiveError",
+    "DecryptionError",
+    "SignatureError",
+    "KeyFormatError",
     "hresult_error",
     "engine_error",
     "format_hresult",
@@ -53,6 +56,11 @@ class ListFormatError(NtdsbackupError, ValueError):
     """A multi-string list from the provider is malformed."""
 
 
+class KeyFileError(NtdsbackupError, ValueError):
+    """A key, recipient or signature file given on the command line that
+    cannot be used (unreadable, malformed, empty): a usage error."""
+
+
 class ArchiveError(NtdsbackupError, ValueError):
     """An archive is truncated, corrupted, hostile or of an unknown version.
 
@@ -71,6 +79,22 @@ class ArchiveError(NtdsbackupError, ValueError):
         self.chunk_index = chunk_index
         self.file_offset = file_offset
         self.archive_offset = archive_offset
+
+
+class DecryptionError(ArchiveError):
+    """An age header that is malformed, that no given identity or passphrase
+    opens, or whose MAC does not hold.  Messages never carry key material or
+    passphrases (they end up in logs and JSON events)."""
+
+
+class SignatureError(ArchiveError):
+    """A minisign signature that is malformed, made by a key that is not
+    trusted, or that does not verify over the digest or the trusted comment."""
+
+
+class KeyFormatError(NtdsbackupError, ValueError):
+    """An age identity or recipient, a minisign key, or a file of them, that
+    cannot be read.  The message names the line, never the secret on it."""
 
 
 def format_hresult(hr: int, name: str | None = None) -> str:

@@ -174,7 +174,8 @@ cdef object _engine_exception(ntdsb_error *err, str file):
 
 
 cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, str name,
-                             object fd, object write, object progress, uint32_t chunk_size,
+                             object fd, object write, object out, object progress,
+                             uint32_t chunk_size,
                              uint32_t threads, uint32_t ring_depth, int level, bint serial):
     cdef ntdsb_backup_config cfg
     cdef ntdsb_sink sink
@@ -201,7 +202,9 @@ cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, 
     state.table = &table
     state.chunk_size = chunk_size
     state.file_size = file_size
-    if fd is not None:
+    if out is not None:
+        _stage_as_sink(out, &sink)
+    elif fd is not None:
         sink.fd = _os_handle(fd)
     else:
         sink.fd = NTDSB_NO_FILE
@@ -216,6 +219,8 @@ cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, 
             # it is the cause, the engine status only says where it stopped.
             if state.error is not None and rc in (NTDSB_E_CANCELLED, NTDSB_E_CALLBACK):
                 raise state.error
+            if out is not None and rc == NTDSB_E_CALLBACK:
+                raise out.engine_error()       # the stage's reason (disk full...)
             raise _engine_exception(&err, name)
         chunks = [(table.entries[i].raw_offset, table.entries[i].raw_size,
                    table.entries[i].frame_size, table.entries[i].stream_offset,

@@ -279,21 +279,23 @@ cdef class BackupContext(_Context):
         return got
 
     def backup_file(self, unsigned long long file_size, str name, *, fd=None, write=None,
-                    progress=None, unsigned int chunk_size=1048576, unsigned int threads=0,
-                    unsigned int ring_depth=0, int level=1, bint serial=False):
+                    out=None, progress=None, unsigned int chunk_size=1048576,
+                    unsigned int threads=0, unsigned int ring_depth=0, int level=1,
+                    bint serial=False):
         """Stream the open file through the engine (GIL released for the whole
         file): DsBackupRead into a ring of chunk_size buffers, XXH3-128 and
         zstd per chunk on `threads` workers, frames in order to `fd` (no GIL)
-        or to write(bytes).  progress(done_bytes) is called between chunks.
+        or to write(bytes), or through an OutputStage `out` (sealed and
+        digested, no GIL).  progress(done_bytes) is called between chunks.
 
         Returns {"stats", "xxh3_128" (16 bytes), "chunks": [(raw_offset,
         raw_size, frame_size, stream_offset, hash16), ...]}.  DsBackupClose is
         the caller's (phase sequencing stays in Python).
         """
         self._usable()
-        if (fd is None) == (write is None):
-            raise ValueError("give exactly one of fd and write")
-        return _run_backup_file(&self.prov, self.hbc, file_size, name, fd, write, progress,
+        if (fd is not None) + (write is not None) + (out is not None) != 1:
+            raise ValueError("give exactly one of fd, write and out")
+        return _run_backup_file(&self.prov, self.hbc, file_size, name, fd, write, out, progress,
                                 chunk_size, threads, ring_depth, level, serial)
 
     def close_file(self):

@@ -18,11 +18,24 @@ cdef extern from "ntdsb_restore.h" nogil:
         double decompress_seconds
         double write_seconds
 
-    int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
+    ctypedef int (*ntdsb_read_fn)(void *ctx, void *buf, size_t len, size_t *got,
+                                  ntdsb_error *err) noexcept nogil
+
+    ctypedef struct ntdsb_source:
+        ntdsb_file fd
+        ntdsb_read_fn read
+        void *ctx
+
+    int ntdsb_restore_from(const ntdsb_source *src, ntdsb_file out_fd, uint64_t file_size,
                            const ntdsb_restore_config *cfg,
                            ntdsb_cancel_fn cancel, void *cancel_ctx,
                            ntdsb_restore_stats *stats, ntdsb_hash128 *file_hash,
                            ntdsb_error *err)
+
+
+cdef extern from "ntdsb_age.h" nogil:
+    int ntdsb_age_in_source_read(void *r, void *buf, size_t len, size_t *got,
+                                 ntdsb_error *err)
 
 
 cdef class _RestoreHook:
@@ -44,10 +57,11 @@ cdef int _restore_cancel(void *ctx) noexcept nogil:
             return 1
 
 
-def restore_file(int in_fd, int out_fd, unsigned long long file_size, str name, *,
+def restore_file(source, int out_fd, unsigned long long file_size, str name, *,
                  unsigned int threads=0, unsigned int ring_depth=0,
                  unsigned int max_raw_size=0, progress=None):
-    """Consume exactly one file's chunk frames from in_fd (at its position),
+    """Consume exactly one file's chunk frames from source (a descriptor, at
+    its position, or an AgeReader: the plaintext of an encrypted archive),
     verify every chunk, write the data to out_fd (-1: verify only).  The GIL
     is released for the whole file.  Returns {"stats", "xxh3_128"}; raises
     EngineError naming the file, chunk and offset on the first problem."""
@@ -59,8 +73,17 @@ def restore_file(int in_fd, int out_fd, unsigned long long file_size, str name, 
     cdef int rc
     # Descriptors in, what the engine takes out (HANDLEs on Windows); -1
     # stays -1, NTDSB_NO_FILE (verify only).
-    cdef ntdsb_file in_file = _os_handle(in_fd)
+    cdef ntdsb_source src
     cdef ntdsb_file out_file = _os_handle(out_fd)
+    cdef AgeReader reader
+    memset(&src, 0, sizeof(src))
+    if isinstance(source, AgeReader):
+        reader = <AgeReader>source
+        src.fd = NTDSB_NO_FILE
+        src.read = ntdsb_age_in_source_read
+        src.ctx = <void *>reader._reader()
+    else:
+        src.fd = _os_handle(source)
     memset(&stats, 0, sizeof(stats))
     memset(&err, 0, sizeof(err))
     cfg.threads = threads
@@ -69,7 +92,7 @@ def restore_file(int in_fd, int out_fd, unsigned long long file_size, str name, 
     hook.progress = progress
     hook.stats = &stats
     with nogil:
-        rc = ntdsb_restore_file(in_file, out_file, file_size, &cfg, _restore_cancel,
+        rc = ntdsb_restore_from(&src, out_file, file_size, &cfg, _restore_cancel,
                                 <void *>hook, &stats, &digest, &err)
     if rc != NTDSB_OK:
         if hook.error is not None and rc == NTDSB_E_CANCELLED:

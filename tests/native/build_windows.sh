@@ -79,9 +79,12 @@ compile() { # source object
     fi
 }
 
-# Sources of one side: all but the POSIX halves (*_posix.c) of each concern.
+# Sources of one side: all but the POSIX halves (*_posix.c) of each concern,
+# and, there being no libcrypto here, the halves that need it (*_openssl.c;
+# their *_none.c twins, which fail cleanly, are compiled instead).  A POSIX
+# build takes the *_openssl.c halves and never a *_none.c (setup.py).
 windows_sources() {
-    ls "$@" | grep -v '_posix\.c$'
+    ls "$@" | grep -v -e '_posix\.c$' -e '_openssl\.c$'
 }
 
 EMU_OBJS=""

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ArchiveError
 from ..platform.files import Directory, FileExists, make_private_dirs
+from .envelope import DecryptionKeys, Plaintext
 from .reader import Consumer, MemberResult, ReadReport, read_archive
+from .signing import Trust
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,12 +45,17 @@ __all__ = ["extract"]
 
 def extract(source: ArchiveSource, target_dir: str | os.PathLike[str], *, threads: int = 0,
             pure: bool = False, overwrite: bool = False,
-            progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
+            progress: Callable[[MemberResult, int], None] | None = None,
+            keys: DecryptionKeys | None = None, trust: Trust | None = None,
+            spool_dir: str | None = None) -> ReadReport:
     """Write the backed-up files under target_dir, every chunk, file hash and
     the trailer verified first.  Raises platform.files.FileExists for a name
     that is taken (unless overwrite), ArchiveError for a bad archive; on any
     failure nothing is left under a final name that was not there before.
-    progress(member, bytes_done) as each file is read."""
+    progress(member, bytes_done) as each file is read.  keys decrypt an
+    age-encrypted archive; trust demands a valid signature, checked before
+    the first byte is written, and the signed facts against the manifest
+    before any file is opened."""
     from .ops import Counting, _fd_of, open_archive
 
     target = Path(target_dir)
@@ -56,8 +63,14 @@ def extract(source: ArchiveSource, target_dir: str | os.PathLike[str], *, thread
     with Directory.open(target) as root:
         ex = _Extractor(root, overwrite)
         try:
-            ex.check_names(_listed_names(source))
-            with open_archive(source) as fh:
+            with open_archive(source, keys, threads=threads, trust=trust,
+                              spool_dir=spool_dir) as opened:
+                fh = opened.fh
+                ex.check_names(_listed_names(source, fh))
+
+                def on_manifest(manifest: dict) -> None:
+                    opened.check_signed(manifest)
+                    ex.check_manifest(manifest)
                 fd = None if pure else _fd_of(fh)
                 if fd is not None:
                     from .fastread import Target, read_fd
@@ -66,12 +79,12 @@ def extract(source: ArchiveSource, target_dir: str | os.PathLike[str], *, thread
                         ex.open_member(m)
                         return Target(ex.fd)
 
-                    report = read_fd(fd, open_member=open_member, on_manifest=ex.check_manifest,
+                    report = read_fd(fd, open_member=open_member, on_manifest=on_manifest,
                                      close_member=lambda m, t: ex.close_member(m),
                                      threads=threads, progress=progress)
                 else:
-                    report = read_archive(fh, Counting(ex, progress),
-                                          on_manifest=ex.check_manifest)
+                    report = read_archive(fh, Counting(ex, progress), on_manifest=on_manifest)
+                report.signed = opened.signed
             ex.commit()
         except BaseException:
             ex.abort()
@@ -81,20 +94,27 @@ def extract(source: ArchiveSource, target_dir: str | os.PathLike[str], *, thread
     return report
 
 
-def _listed_names(source) -> list[str]:
+def _listed_names(source, fh) -> list[str]:
     """The member names a seekable archive lists in its trailer (read through
     the seek index, nothing decompressed), to refuse a taken name before a
     single byte is written.  [] for a stream or an archive whose documents
-    cannot be read: the full read then reports what is wrong with it."""
-    if not isinstance(source, (str, os.PathLike)) or source == "-":
-        return []
+    cannot be read: the full read then reports what is wrong with it.  An
+    encrypted archive's plaintext (unbuffered, so exact) is left at its
+    start; a plain file is read through a descriptor of its own, so that
+    the one the engine reads stays untouched."""
     from .ops import read_documents
 
     try:
-        with open(source, "rb") as fh:
-            if not fh.seekable():
-                return []
-            files = read_documents(fh)["trailer"].get("files")
+        if isinstance(fh, Plaintext):
+            try:
+                files = read_documents(fh)["trailer"].get("files")
+            finally:
+                fh.seek(0)
+        elif isinstance(source, (str, os.PathLike)) and source != "-":
+            with open(source, "rb") as own:
+                files = read_documents(own)["trailer"].get("files")
+        else:
+            return []
     except (OSError, ValueError, KeyError, TypeError):    # ArchiveError is a ValueError
         return []
     if not isinstance(files, list):

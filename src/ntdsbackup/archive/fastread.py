@@ -12,11 +12,13 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import _ntdsbcli
 from ..errors import EngineError
 from ..platform.files import pread
 from ..platform.signals import read_some
+from .envelope import decryption_error
 from .frameinput import FrameInput
 from .framing import HEADER_SIZE, chunk_frame_size
 from .layout import Consumer, MemberResult, ReadReport, chunk_error, read_structure
@@ -44,12 +46,17 @@ class Target:
     fd: int = -1
 
 
-def read_fd(fd: int, *, open_member: Callable[[MemberResult], Target] | None = None,
+def read_fd(fd: int | Any, *, open_member: Callable[[MemberResult], Target] | None = None,
             close_member: Callable[[MemberResult, Target], None] | None = None,
             on_manifest: Callable[[dict], None] | None = None, threads: int = 0,
             progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
-    """Read and verify a whole archive from descriptor `fd` (at its start)."""
-    inp = FrameInput(lambda n: read_some(fd, min(n, 1 << 24)))
+    """Read and verify a whole archive from descriptor `fd` (at its start),
+    or from an AgeReader (envelope.Plaintext.source: an encrypted archive,
+    its chunks decrypted in parallel as the engine reads them)."""
+    if isinstance(fd, int):
+        inp = FrameInput(lambda n: read_some(fd, min(n, 1 << 24)))
+    else:
+        inp = FrameInput(_decrypting_reads(fd))
 
     def read_data(member: MemberResult, chunk_size: int) -> int:
         if 2 * chunk_size > RING_BUDGET:
@@ -109,9 +116,20 @@ class _Targets(Consumer):
             self._close(member, target)
 
 
-def _as_archive_error(exc: EngineError, member: MemberResult, fd: int,
+def _decrypting_reads(reader) -> Callable[[int], bytes]:
+    def read(n: int) -> bytes:
+        try:
+            return reader.read(min(n, 1 << 24))
+        except EngineError as exc:
+            raise decryption_error(exc) from None
+    return read
+
+
+def _as_archive_error(exc: EngineError, member: MemberResult, fd: int | Any,
                       data_start: int) -> Exception:
     """An engine CORRUPT status as the readers' ArchiveError (layout.chunk_error)."""
+    if not isinstance(fd, int) and (exc.detail or "").startswith("age "):
+        return decryption_error(exc)      # the envelope, not a chunk of the member
     if exc.status_name != "NTDSB_E_CORRUPT" or exc.chunk_index is None or exc.offset is None:
         return exc
     # The engine says "chunk K (offset O): why"; we name the member around it.
@@ -120,7 +138,7 @@ def _as_archive_error(exc: EngineError, member: MemberResult, fd: int,
                        _chunk_header_offset(fd, data_start, exc.chunk_index))
 
 
-def _chunk_header_offset(fd: int, data_start: int, index: int) -> int | None:
+def _chunk_header_offset(fd: int | Any, data_start: int, index: int) -> int | None:
     """The archive offset of chunk `index` of the member whose data starts at
     data_start.  The engine reports the chunk and its file offset only, so
     the frame headers before it (sound: it is the first bad one) are walked
@@ -128,8 +146,9 @@ def _chunk_header_offset(fd: int, data_start: int, index: int) -> int | None:
     at = data_start
     for _ in range(index):
         try:
-            header = pread(fd, HEADER_SIZE, at)
-        except OSError:                         # a pipe
+            header = pread(fd, HEADER_SIZE, at) if isinstance(fd, int) else \
+                fd.pread(HEADER_SIZE, at)
+        except (OSError, EngineError):          # a pipe
             return None
         if len(header) < HEADER_SIZE:
             return None

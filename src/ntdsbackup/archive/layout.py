@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ArchiveError
 from .documents import document_from, read_document
@@ -46,6 +47,8 @@ class ReadReport:
     chunk_frames: int = 0
     trailer_offset: int | None = None   # where the trailer's frame starts
     index: dict = field(default_factory=dict)
+    signed: Any = None     # signing.SignedFacts when a signature was demanded and held
+    encrypted: bool = False  # read through its age envelope
 
     @property
     def raw_bytes(self) -> int:

@@ -7,36 +7,94 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Union
 
 from ..errors import ArchiveError
 from ..platform.signals import signal_ended_reader
 from .documents import read_document
+from .envelope import DecryptionKeys, Plaintext, open_plaintext
 from .frameinput import FrameInput
 from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
 from .members import MANIFEST_NAME, TRAILER_NAME
 from .reader import Consumer, MemberResult, ReadReport, read_archive
+from .signing import SignedFacts, Trust, check_manifest
 
 # What the readers take: a path, "-" (standard input) or a binary file object.
 ArchiveSource = Union[str, os.PathLike[str], BinaryIO]
 
 
+@dataclass
+class Opened:
+    """An open archive: its bytes (the plaintext of an age file) and, when a
+    signature was demanded, what the checked signature vouches for (to be
+    compared with the manifest once it is read: check_signed)."""
+
+    fh: BinaryIO
+    signed: SignedFacts | None = None
+
+    def check_signed(self, manifest: dict | None) -> None:
+        if self.signed is not None:
+            check_manifest(self.signed, manifest or {})
+
+
 @contextlib.contextmanager
-def open_archive(source: ArchiveSource) -> Iterator[BinaryIO]:
-    """A binary stream for a path, '-' (stdin) or an already open file object."""
+def open_archive(source: ArchiveSource, keys: DecryptionKeys | None = None, *,
+                 threads: int = 0, trust: Trust | None = None,
+                 spool_dir: str | None = None) -> Iterator[Opened]:
+    """The archive for a path, '-' (stdin) or an already open file object:
+    the plaintext when it is an age file (envelope.py).  With trust, the
+    signature is checked first, over the very descriptor read afterwards (a
+    stream is spooled to a private file for that: source.ArchiveInput)."""
+    if trust is not None:
+        from .source import ArchiveInput
+
+        with ArchiveInput(source, spool_dir, keys, threads, trust) as inp, \
+                inp.reader() as fh:
+            yield Opened(fh, inp.signed)
+        return
+    with _open_plain_or_age(source, keys, threads) as fh:
+        yield Opened(fh)
+
+
+@contextlib.contextmanager
+def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
+                       threads: int) -> Iterator[BinaryIO]:
     if source == "-":
+        fd = sys.stdin.fileno()
+        plain = open_plaintext(fd, keys, seekable=False, threads=threads)
+        if plain is not None:
+            with plain:
+                yield plain  # type: ignore[misc]
+            return
         # Not sys.stdin.buffer: a signal must end a read on a stalled pipe.
-        with signal_ended_reader(sys.stdin.fileno()) as fh:
+        with signal_ended_reader(fd) as fh:
             yield fh
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=1 << 20) as fh:
-            yield fh
+            plain = open_plaintext(fh.fileno(), keys, seekable=True, threads=threads)
+            if plain is None:
+                yield fh
+            else:
+                with plain:
+                    yield plain  # type: ignore[misc]
     else:
-        yield source
+        fd = _fd_of(source)
+        plain = None
+        if fd is not None and _seekable(source) and isinstance(fd, int):
+            plain = open_plaintext(fd, keys, seekable=True, threads=threads)
+        if plain is None:
+            yield source
+        else:
+            with plain:
+                yield plain  # type: ignore[misc]
 
 
-def _fd_of(fh) -> int | None:
-    """A real descriptor positioned at the start of the archive, or None."""
+def _fd_of(fh) -> Any:
+    """What the engine reads the archive from: a real descriptor positioned
+    at the start of the archive, the AgeReader of a decrypted one, or None."""
+    if isinstance(fh, Plaintext):
+        return fh.source if fh.tell() == 0 else None
     try:
         fd = fh.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
@@ -51,18 +109,27 @@ def _fd_of(fh) -> int | None:
 
 
 def verify(source: ArchiveSource, *, threads: int = 0, pure: bool = False,
-           progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
+           progress: Callable[[MemberResult, int], None] | None = None,
+           keys: DecryptionKeys | None = None, trust: Trust | None = None,
+           spool_dir: str | None = None) -> ReadReport:
     """Check every frame, every whole-file hash and the trailer.  Uses the C
     engine (parallel decompression) on a real descriptor, else the pure-Python
     reader, which pure=True forces.  progress(member, bytes_done) as each
-    file is read."""
-    with open_archive(source) as fh:
-        fd = None if pure else _fd_of(fh)
+    file is read.  keys decrypt an age-encrypted archive (every chunk is
+    authenticated as it is read); trust demands a valid signature."""
+    with open_archive(source, keys, threads=threads, trust=trust,
+                      spool_dir=spool_dir) as opened:
+        fd = None if pure else _fd_of(opened.fh)
         if fd is not None:
             from .fastread import read_fd
 
-            return read_fd(fd, threads=threads, progress=progress)
-        return read_archive(fh, Counting(Consumer(), progress))
+            report = read_fd(fd, threads=threads, progress=progress)
+        else:
+            report = read_archive(opened.fh, Counting(Consumer(), progress))
+        opened.check_signed(report.manifest)
+        report.signed = opened.signed
+        report.encrypted = isinstance(opened.fh, Plaintext)
+        return report
 
 
 class Counting(Consumer):
@@ -86,15 +153,24 @@ class Counting(Consumer):
         self.inner.close_member(member)
 
 
-def describe(source: ArchiveSource) -> dict[str, Any]:
+def describe(source: ArchiveSource, *, keys: DecryptionKeys | None = None,
+             trust: Trust | None = None, spool_dir: str | None = None) -> dict[str, Any]:
     """Manifest and trailer.  A seekable file is read through its seek index
     (no decompression of the data); a stream is read and verified in full."""
-    with open_archive(source) as fh:
-        if _seekable(fh):
-            with contextlib.suppress(ArchiveError):
-                return read_documents(fh)
-            fh.seek(0)
-        report = read_archive(fh)
+    with open_archive(source, keys, trust=trust, spool_dir=spool_dir) as opened:
+        docs = _describe(opened.fh)
+        opened.check_signed(docs["manifest"])
+        if opened.signed is not None:
+            docs["signed"] = opened.signed.as_dict()
+        return docs
+
+
+def _describe(fh) -> dict[str, Any]:
+    if _seekable(fh):
+        with contextlib.suppress(ArchiveError):
+            return read_documents(fh)
+        fh.seek(0)
+    report = read_archive(fh)
     return {"manifest": report.manifest, "trailer": report.trailer,
             "archive_bytes": report.archive_bytes, "verified": True}
 

@@ -22,7 +22,11 @@ from .members import (
 
 class Sink:
     """Where archive bytes go: a file descriptor (the engine then writes with
-    no GIL at all) or any object with write(bytes) (the engine calls back)."""
+    no GIL at all) or any object with write(bytes) (the engine calls back).
+    Encrypted or signed archives go through an output stage in between
+    (through()): the engine writes into it without the GIL as well.
+
+    offset counts archive (plaintext) bytes: the seek index is in those."""
 
     def __init__(self, *, fd: int | None = None, fileobj=None):
         if (fd is None) == (fileobj is None):
@@ -30,9 +34,43 @@ class Sink:
         self.fd = fd
         self.fileobj = fileobj
         self.offset = 0
+        self.stage = None
+
+    def through(self, *, payload_key: bytes | None, digest: bool, envelope: bytes = b"",
+                threads: int = 0) -> None:
+        """From now on, seal (with payload_key) and/or digest what is written;
+        envelope (the age header and nonce) is stored first, as it is."""
+        from .._ntdsbcli import OutputStage
+
+        down = {"fd": self.fd} if self.fd is not None else {"write": self.fileobj.write}
+        self.stage = OutputStage(payload_key=payload_key, digest=digest, threads=threads,
+                                 **down)
+        if envelope:
+            self.stage.raw(envelope)
+
+    def engine_target(self) -> dict:
+        """The keyword backup_file() takes for this sink."""
+        if self.stage is not None:
+            return {"out": self.stage}
+        return {"fd": self.fd} if self.fd is not None else {"write": self.engine_write}
+
+    def finish(self) -> bytes | None:
+        """Seal and store the final chunk; the BLAKE2b-512 of every byte stored
+        when digesting (the signature's subject), else None."""
+        if self.stage is None:
+            return None
+        digest = self.stage.finish()
+        return digest
+
+    @property
+    def stored(self) -> int:
+        """Bytes written to the destination (envelope and tags included)."""
+        return self.stage.stored_bytes if self.stage is not None else self.offset
 
     def write(self, data: bytes) -> None:
-        if self.fd is not None:
+        if self.stage is not None:
+            self.stage.write(data)
+        elif self.fd is not None:
             view = memoryview(data)
             while view:
                 n = os.write(self.fd, view)

@@ -101,10 +101,21 @@ class Bench:
                 "--chunk-size", chunk_size]
 
     def engine(self, name="engine", *, level=1, threads=0, chunk_size=1 << 20, ring=0,
-               serial=False) -> Contender:
+               serial=False, encrypted=False) -> Contender:
         extra = ["--serial"] if serial else ["--threads", threads, "--ring", ring]
+        if encrypted:
+            extra += ["--age-identity", self.age_identity()]
         return Contender(name, _py("engine-backup", *self._common(level, chunk_size), *extra,
                                    "--out", self.out / f"{name}.tar.zst"))
+
+    def age_identity(self) -> Path:
+        """An age identity file for the encrypted contenders (made once)."""
+        path = self.out / "age-identity.txt"
+        if not path.exists():
+            from ..crypto import X25519Identity, write_identity_file
+
+            write_identity_file(path, X25519Identity.generate())
+        return path
 
     def python_loop(self, *, level=1) -> Contender:
         return Contender("python-loop", _py("python-loop", *self._common(level, 1 << 20),
@@ -122,11 +133,12 @@ class Bench:
                                       str(out)],
                          nbytes=self.dit.stat().st_size, before=before, after=after)
 
-    def engine_restore(self, archive: Path, threads=0) -> Contender:
-        return Contender("engine-restore", _py("engine-restore", "--root", self.root,
-                                               "--server", self.dc.name, "--archive", archive,
-                                               "--threads", threads, "--out",
-                                               self.out / "unused"))
+    def engine_restore(self, archive: Path, threads=0, *, name="engine-restore",
+                       encrypted=False) -> Contender:
+        extra = ["--age-identity", self.age_identity()] if encrypted else []
+        return Contender(name, _py("engine-restore", "--root", self.root,
+                                   "--server", self.dc.name, "--archive", archive,
+                                   "--threads", threads, "--out", self.out / "unused", *extra))
 
     def zstd_d(self, level=1, *, asyncio=True) -> Contender:
         """`zstd -d`.  zstd decompresses on one thread, but since 1.5.3 its CLI
@@ -173,7 +185,10 @@ def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat
         contenders = [b.engine(level=level, threads=threads, chunk_size=chunk_size, ring=ring),
                       b.engine("engine-serial", level=level, chunk_size=chunk_size,
                                serial=True),
-                      b.python_loop(level=level), b.zstd_cli(level=level, threads=threads)]
+                      b.python_loop(level=level), b.zstd_cli(level=level, threads=threads),
+                      # The cost of encryption: the same engine writing an age file.
+                      b.engine("engine-age", level=level, threads=threads,
+                               chunk_size=chunk_size, ring=ring, encrypted=True)]
         alternate(contenders, repeat, b.env, on_run)
         eng = contenders[0].summary()
         report = {"size": size, "page_size": page_size, "repeat": repeat, "level": level,
@@ -186,7 +201,9 @@ def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat
             archive = b.out / "engine.tar.zst"
             b.dc.stop()
             rc = [b.engine_restore(archive, threads), b.zstd_d(level),
-                  b.zstd_d(level, asyncio=False)]
+                  b.zstd_d(level, asyncio=False),
+                  b.engine_restore(b.out / "engine-age.tar.zst", threads,
+                                   name="engine-restore-age", encrypted=True)]
             alternate(rc, repeat, b.env, on_run)
             report["restore"] = {c.name: c.summary() for c in rc}
             report["restore_ratios"] = ratios(rc[0], rc[1:])

@@ -20,9 +20,11 @@ def run_engine_backup(args) -> dict:
     from ..phases.backup import backup
 
     use_emu_root(args.root)
+    recipients = [i.recipient for i in _identities(args)]
     s = backup(args.server, args.out, level=args.level, threads=args.threads,
                chunk_size=args.chunk_size, ring_depth=args.ring, serial=args.serial,
-               truncate=False, overwrite=True)      # each run replaces the previous output
+               truncate=False, overwrite=True,      # each run replaces the previous output
+               recipients=recipients)
     return {"bytes": s.bytes_read, "seconds": s.seconds, "written": s.bytes_written,
             "stats": s.stats}
 
@@ -69,15 +71,28 @@ def run_python_loop(args) -> dict:
     return {"bytes": total, "seconds": time.monotonic() - t0, "written": written}
 
 
+def _identities(args) -> list:
+    """The age identities of --age-identity (an encrypted run), or []."""
+    if not args.age_identity:
+        return []
+    from ..crypto import read_identities
+
+    with open(args.age_identity, "rb") as fh:
+        return read_identities(fh.read())
+
+
 def run_engine_restore(args) -> dict:
     """The full restore onto the DC (which must be in DSRM): pre-flight checks,
     the staging pass that verifies everything, the swap; the same call the CLI
     makes."""
+    from ..archive.envelope import DecryptionKeys
     from ..emulator import use_emu_root
     from ..phases.restore import restore
 
     use_emu_root(args.root)
-    r = restore(args.archive, args.server, threads=args.threads)
+    identities = _identities(args)
+    r = restore(args.archive, args.server, threads=args.threads,
+                keys=DecryptionKeys(identities) if identities else None)
     return {"bytes": r.plan.total_bytes, "seconds": r.seconds,
             "stage_seconds": r.stage_seconds, "swap_seconds": r.swap_seconds}
 
@@ -122,6 +137,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-size", type=int, default=1 << 20)
     ap.add_argument("--ring", type=int, default=0)
     ap.add_argument("--serial", action="store_true")
+    ap.add_argument("--age-identity", help="encrypt to (backup) or decrypt with (restore) "
+                                           "this identity file's key")
     args = ap.parse_args(argv)
     result = RUNNERS[args.kind](args)
     result["peak_rss_kib"] = peak_rss_kib()

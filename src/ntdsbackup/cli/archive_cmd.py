@@ -18,6 +18,13 @@ from .common import (
     say,
     validate_identity,
 )
+from .crypto_options import (
+    add_decryption_options,
+    add_encryption_options,
+    decryption_keys,
+    encryption,
+    trust,
+)
 
 
 def add_parsers(sub, common) -> None:
@@ -36,7 +43,8 @@ def add_parsers(sub, common) -> None:
                    help="JSON-lines progress and a final JSON summary (on standard error "
                         "with -o -)")
     identity_options(p)
-    p.set_defaults(_validate=functools.partial(validate_identity, p))
+    add_encryption_options(p)
+    p.set_defaults(_validate=functools.partial(_validate_backup, p))
 
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
@@ -46,12 +54,14 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--pure", action="store_true",
                    help="use the pure-Python reader (zstandard + xxhash) instead of the engine")
     p.add_argument("--json", action="store_true")
+    _reader_options(p)
 
     p = sub.add_parser("ls", parents=[common], help="show an archive's manifest and files")
     p.add_argument("archive", help="archive path, or - for standard input")
     p.add_argument("--json", action="store_true")
     p.add_argument("--index", action="store_true",
                    help="also the seek index (with --json: every chunk's offset)")
+    _reader_options(p)
 
     p = sub.add_parser("extract", parents=[common],
                        help="write the backed-up files to a folder (no DC involved)")
@@ -64,6 +74,7 @@ def add_parsers(sub, common) -> None:
                    help=f"decompression {THREADS_HELP}")
     p.add_argument("--pure", action="store_true", help="use the pure-Python reader")
     p.add_argument("--json", action="store_true")
+    _reader_options(p)
 
     p = sub.add_parser("restore", parents=[common],
                        help="restore an archive onto a DC in Directory Services Restore Mode")
@@ -83,10 +94,25 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--json", action="store_true",
                    help="JSON-lines progress and a final JSON result")
     identity_options(p)
+    add_decryption_options(p)
     p.set_defaults(_validate=functools.partial(validate_identity, p), restore_parser=p)
     for name, handler in (("backup", cmd_backup), ("verify", cmd_verify), ("ls", cmd_ls),
                           ("extract", cmd_extract), ("restore", cmd_restore)):
         sub.choices[name].set_defaults(handler=handler)
+
+
+def _validate_backup(parser, args) -> None:
+    validate_identity(parser, args)
+    if args.sign_key and args.output == "-":
+        parser.error("--sign-key: a signed backup is written to a file (its signature goes "
+                     "beside it, NAME.minisig), not to standard output")
+
+
+def _reader_options(p) -> None:
+    add_decryption_options(p)
+    p.add_argument("--spool-dir", metavar="DIR",
+                   help="where an archive read from stdin is copied first when its signature "
+                        "must be checked (default: $TMPDIR)")
 
 
 def stdout_carries_archive(args) -> bool:
@@ -102,13 +128,14 @@ def cmd_backup(args) -> int:
         raise ValueError("refusing to write a binary archive to a terminal; use -o FILE "
                          "or redirect standard output")
     identity = read_identity(args)
+    sealing = encryption(args)
     progress = progress_for(args, to_stdout)
     dest = _take_stdout() if to_stdout else args.output
     try:
         summary = backup(args.server, dest, identity=identity, level=args.level,
                          threads=args.threads, chunk_size=args.chunk_size,
                          ring_depth=args.ring, truncate=not args.no_truncate,
-                         overwrite=args.overwrite, progress=progress)
+                         overwrite=args.overwrite, progress=progress, **sealing)
     finally:
         if to_stdout:
             os.close(dest)
@@ -150,19 +177,19 @@ def _take_stdout() -> int:
     return fd
 
 
-def archive_total(source) -> int | None:
+def archive_total(source, keys=None) -> int | None:
     """The raw bytes a seekable archive's trailer lists (read through its
     seek index, nothing decompressed), for the progress bar's total; None
     for a stream or when the documents cannot be read (the read itself then
     says what is wrong)."""
-    if source == "-":
-        return None
-    from ..archive.ops import read_documents
+    if source == "-" or (keys is not None and keys.passphrase is not None):
+        return None              # (scrypt is slow on purpose: not twice for a progress bar)
+    from ..archive.ops import open_archive, read_documents
     from ..errors import ArchiveError
 
     try:
-        with open(source, "rb") as fh:
-            files = read_documents(fh)["trailer"].get("files") or []
+        with open_archive(source, keys) as opened:
+            files = read_documents(opened.fh)["trailer"].get("files") or []
         return sum(f["size"] for f in files if isinstance(f.get("size"), int))
     except (OSError, ArchiveError, AttributeError, TypeError, KeyError):
         return None
@@ -179,18 +206,22 @@ def cmd_verify(args) -> int:
 
     from ..archive import verify
 
+    keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
-    progress.expect(archive_total(args.archive))
+    progress.expect(archive_total(args.archive, keys))
     t0 = time.monotonic()
     report = verify(args.archive, threads=args.threads, pure=args.pure,
-                    progress=member_progress(progress))
+                    progress=member_progress(progress), keys=keys, trust=trust(args),
+                    spool_dir=args.spool_dir)
     seconds = time.monotonic() - t0
     progress.close()
     result = {"event": "verified", "ok": True, "files": len(report.files),
               "raw_bytes": report.raw_bytes, "archive_bytes": report.archive_bytes,
               "chunk_frames": report.chunk_frames, "seconds": round(seconds, 3),
               "mb_per_s": round(report.raw_bytes / max(seconds, 1e-9) / 1e6, 1),
-              "server": report.manifest.get("server")}
+              "server": report.manifest.get("server"),
+              "encrypted": report.encrypted,
+              "signed": report.signed.as_dict() if report.signed is not None else None}
     if args.json:
         print_json(result)
         return 0
@@ -205,7 +236,8 @@ def cmd_verify(args) -> int:
 def cmd_ls(args) -> int:
     from ..archive import describe
 
-    info = describe(args.archive)
+    info = describe(args.archive, keys=decryption_keys(args, stdin_is_data=args.archive == "-"),
+                    trust=trust(args), spool_dir=args.spool_dir)
     index = info.pop("index", None)
     if args.json:
         # The seek index lists every chunk's offset: only when asked for.
@@ -244,10 +276,12 @@ def cmd_ls(args) -> int:
 def cmd_extract(args) -> int:
     from ..archive import extract
 
+    keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
-    progress.expect(archive_total(args.archive))
+    progress.expect(archive_total(args.archive, keys))
     report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure,
-                     overwrite=args.overwrite, progress=member_progress(progress))
+                     overwrite=args.overwrite, progress=member_progress(progress), keys=keys,
+                     trust=trust(args), spool_dir=args.spool_dir)
     progress.close()
     if args.json:
         print_json({"event": "extracted", "directory": os.fspath(args.directory),
@@ -276,10 +310,12 @@ def cmd_restore(args) -> int:
         return 0
     # Standard input may be the archive: the password never comes from there.
     identity = read_identity(args, stdin_is_data=args.archive == "-")
-    progress.expect(archive_total(args.archive))
+    keys = decryption_keys(args, stdin_is_data=args.archive == "-")
+    progress.expect(archive_total(args.archive, keys))
     result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
                      threads=args.threads, progress=progress,
-                     allow_other_server=args.allow_other_server, spool_dir=args.spool_dir)
+                     allow_other_server=args.allow_other_server, spool_dir=args.spool_dir,
+                     keys=keys, trust=trust(args))
     progress.close()
     if args.json:
         progress.emit_json({"event": "result", **result.as_dict()})

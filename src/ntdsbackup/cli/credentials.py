@@ -23,14 +23,31 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from ..errors import NtdsbackupError
 
-__all__ = ["PasswordError", "add_password_options", "read_password"]
+__all__ = ["PASSPHRASE", "PASSWORD", "PasswordError", "Secret", "add_password_options",
+           "read_password"]
 
 ENV_VAR = "NTDSB_PASSWORD"
 _MAX_LINE = 64 * 1024
 _SOURCES = "--password-file FILE, --password-command CMD or $NTDSB_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A kind of secret read by read_password: its name, file option, variable."""
+
+    what: str
+    file_option: str
+    env_var: str
+    sources: str
+
+
+PASSWORD = Secret("password", "--password-file", ENV_VAR, _SOURCES)
+PASSPHRASE = Secret("passphrase", "--passphrase-file", "NTDSB_PASSPHRASE",
+                    "--passphrase-file FILE or $NTDSB_PASSPHRASE")
 
 
 class PasswordError(NtdsbackupError, ValueError):
@@ -48,27 +65,33 @@ def add_password_options(parser) -> None:
 
 
 def read_password(prompt: str, *, password_file: str | None = None,
-                  password_command: str | None = None, stdin_is_data: bool = False) -> str:
-    """The password from the first source that is given (module docstring)."""
+                  password_command: str | None = None, stdin_is_data: bool = False,
+                  secret: Secret | None = None, confirm: bool = False) -> str:
+    """The password from the first source that is given (module docstring).
+    secret names another kind (the archive's passphrase: its own file option
+    and variable); confirm asks twice at a prompt (a new passphrase)."""
+    kind = secret or PASSWORD
     if password_file is not None:
-        password = _from_file(password_file, stdin_is_data)
-        where = f"--password-file {password_file}"
+        password = _from_file(password_file, stdin_is_data, kind)
+        where = f"{kind.file_option} {password_file}"
     elif password_command is not None:
         password = _from_command(password_command)
         where = "--password-command"
-    elif ENV_VAR in os.environ:
-        password = os.environ[ENV_VAR]
-        where = f"${ENV_VAR}"
+    elif kind.env_var in os.environ:
+        password = os.environ[kind.env_var]
+        where = f"${kind.env_var}"
     elif not stdin_is_data and _stdin_is_terminal():
         password = getpass.getpass(prompt)
         where = "the prompt"
+        if confirm and password and getpass.getpass("again: ") != password:
+            raise PasswordError(f"the two {kind.what}s typed differ")
     else:
         why = "standard input carries the archive" if stdin_is_data else \
             "standard input is not a terminal"
-        raise PasswordError(f"no password given and {why} (it is never read from there "
-                            f"implicitly): give {_SOURCES}")
+        raise PasswordError(f"no {kind.what} given and {why} (it is never read from there "
+                            f"implicitly): give {kind.sources}")
     if not password:
-        raise PasswordError(f"empty password from {where}: an identity needs its password")
+        raise PasswordError(f"empty {kind.what} from {where}")
     return password
 
 
@@ -87,18 +110,18 @@ def _first_line(data: bytes, where: str) -> str:
         raise PasswordError(f"the password from {where} is not UTF-8 text") from None
 
 
-def _from_file(path: str, stdin_is_data: bool) -> str:
+def _from_file(path: str, stdin_is_data: bool, kind: Secret = PASSWORD) -> str:
     if path == "-":
         if stdin_is_data:
-            raise PasswordError("--password-file -: standard input carries the archive; "
-                                "give the password in a file or with --password-command")
+            raise PasswordError(f"{kind.file_option} -: standard input carries the archive; "
+                                f"give the {kind.what} in a file")
         return _first_line(sys.stdin.buffer.readline(_MAX_LINE), "standard input")
     try:
         with open(path, "rb") as fh:
             data = fh.readline(_MAX_LINE)
     except OSError as exc:
-        raise PasswordError(f"--password-file {path}: {exc.strerror or exc}") from None
-    return _first_line(data, f"--password-file {path}")
+        raise PasswordError(f"{kind.file_option} {path}: {exc.strerror or exc}") from None
+    return _first_line(data, f"{kind.file_option} {path}")
 
 
 def _from_command(command: str) -> str:

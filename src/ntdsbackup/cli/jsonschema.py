@@ -83,6 +83,9 @@ EVENTS: dict[str, dict] = {
         "truncated": ("boolean", REQ, "whether DsBackupTruncateLogs ran"),
         "truncate_error": (("string", "null"), REQ, "why the logs were not truncated"),
         "stats": ("object", REQ, "the engine's counters and where the time went"),
+        "encrypted": ("boolean", REQ, "whether the archive is an age file"),
+        "signature": (("string", "null"), REQ, "the signature file written beside it "
+                                               "(NAME.minisig), or null"),
     },
     "verified": {
         "_doc": "verify: every chunk hash, file hash and the trailer matched",
@@ -94,6 +97,11 @@ EVENTS: dict[str, dict] = {
         "seconds": _SECONDS,
         "mb_per_s": _RATE,
         "server": (("string", "null"), REQ, "the DC the archive is a backup of"),
+        "encrypted": ("boolean", REQ, "read through its age envelope (every chunk "
+                                      "authenticated)"),
+        "signed": (("object", "null"), REQ, 'with --trusted-key: {"key_id", "server", '
+                                            '"created_unix", "file"} the signature vouches '
+                                            "for; else null"),
     },
     "extracted": {
         "_doc": "extract: every file verified and under its final name",
@@ -110,6 +118,22 @@ EVENTS: dict[str, dict] = {
                                      "read and verified in full"),
         "index": ("object", OPT, "with --index, of a seekable archive: the seek index, "
                                  "every chunk's offset included"),
+        "signed": ("object", OPT, "with --trusted-key: what the signature vouches for (as "
+                                  "in verified)"),
+    },
+    "key": {
+        "_doc": "key generate: a new key written",
+        "kind": ("string", REQ, '"age" (an identity) or "minisign" (a signing key pair)'),
+        "secret_file": ("string", REQ, "the secret key file written (mode 0600)"),
+        "public_file": (("string", "null"), REQ, "minisign: the public key file, FILE.pub"),
+        "public": ("string", REQ, "the recipient (age1...) or the public key line (RW...)"),
+        "key_id": (("string", "null"), REQ, "minisign: the key ID as minisign prints it"),
+    },
+    "public": {
+        "_doc": "key public: what to hand out for a secret key file",
+        "kind": ("string", REQ, '"age" or "minisign"'),
+        "public": ("array", REQ, "the recipients (one per identity in the file) or the "
+                                 "public key line"),
     },
     "result": {
         "_doc": "restore: the restore (or its --dry-run) succeeded; restore --recover: "

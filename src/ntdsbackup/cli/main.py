@@ -12,7 +12,7 @@ Exit codes (also in the README):
 Every option is checked when the command line is parsed (argtypes.py, and
 the _validate hooks of each command group for rules that join two options),
 before anything is asked of a DC.  Each command group registers its parsers
-and handlers (dc_cmd, archive_cmd, bench_cmd); what they share is in
+and handlers (dc_cmd, archive_cmd, bench_cmd, keys_cmd); what they share is in
 common.  When standard output carries the archive (backup -o -),
 nothing else is ever written there: progress, JSON events, errors and
 summaries go to standard error.
@@ -27,7 +27,7 @@ import shtab
 
 from .. import errors
 from ..platform import signals
-from . import archive_cmd, bench_cmd, dc_cmd
+from . import archive_cmd, bench_cmd, dc_cmd, keys_cmd
 from .common import (
     EXIT_IO,
     Reporter,
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc_cmd.add_parsers(sub, common)
     archive_cmd.add_parsers(sub, common)
     bench_cmd.add_parsers(sub, common)
+    keys_cmd.add_parsers(sub, common)
     return parser
 
 

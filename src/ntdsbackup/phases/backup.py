@@ -25,14 +25,15 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from .. import __version__
 from .._ntdsbcli import BackupContext, Provider
+from ..archive import signing
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
 from ..errors import DCStateError, NtdsbackupError
@@ -41,6 +42,9 @@ from ..lists import BFT_LOG, ListEntry, parse_multistring
 from ..platform import files
 from ..platform.signals import deferred
 from ..provider import open_provider
+
+if TYPE_CHECKING:
+    from ..crypto import NewHeader, SigningKey, X25519Recipient
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_LEVEL = 1
@@ -77,6 +81,8 @@ class BackupSummary:
     truncated: bool
     truncate_error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    encrypted: bool = False
+    signature: str | None = None     # NAME.minisig written beside the archive
 
     @property
     def mb_per_s(self) -> float:
@@ -92,7 +98,7 @@ class BackupSummary:
                 "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 1),
                 "ratio": round(self.ratio, 3), "log_generations": self.log_generations,
                 "truncated": self.truncated, "truncate_error": self.truncate_error,
-                "stats": self.stats}
+                "stats": self.stats, "encrypted": self.encrypted, "signature": self.signature}
 
 
 def _log_generation(path: str) -> int | None:
@@ -117,17 +123,27 @@ class _Destination:
         self.final: Path | None = None
         self.tmp: Path | None = None
         self.fd: int | None = None
+        self.signed = False          # NAME.minisig written (removed again on abort)
         self.label = "<stream>"
         if isinstance(dest, (str, os.PathLike)) and dest != "-":
             self.final = Path(dest)
             self.label = str(self.final)
 
-    def check(self) -> None:
+    @property
+    def signature(self) -> Path | None:
+        return signing.signature_path(self.final) if self.final is not None else None
+
+    def check(self, signed: bool = False) -> None:
         """Refuse a taken name or a missing folder before the DC is asked anything."""
         if self.final is None:
+            if signed:
+                raise ValueError("a signed backup is written to a file (its signature goes "
+                                 "beside it, NAME.minisig): give -o FILE, not a stream")
             return
-        if not self.overwrite and os.path.lexists(self.final):
-            raise files.FileExists(self.final)
+        names = [self.final] + ([signing.signature_path(self.final)] if signed else [])
+        for name in names:
+            if not self.overwrite and os.path.lexists(name):
+                raise files.FileExists(name)
         parent = self.final.parent
         if not parent.is_dir():
             raise FileNotFoundError(errno.ENOENT, "the output's folder does not exist",
@@ -150,6 +166,25 @@ class _Destination:
             raise TypeError("dest must be a path, '-', a descriptor or a binary file-like object")
         return Sink(fileobj=self.dest)
 
+    def write_signature(self, text: str) -> None:
+        """NAME.minisig, private and durable, before the archive takes its
+        name: a crash in between leaves a signature of nothing, never an
+        archive that looks unsigned."""
+        assert self.signature is not None and self.final is not None
+        fd, tmp = files.create_private(self.final.parent, prefix=f".{self.signature.name}.",
+                                       suffix=".partial")
+        try:
+            files.write_all(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            files.commit(tmp, self.signature, overwrite=self.overwrite)
+        except BaseException:
+            files.remove_quietly(tmp)
+            raise
+        self.signed = True
+
     def commit(self, sink: Sink) -> None:
         sink.flush(durable=True)
         if self.tmp is not None:
@@ -163,6 +198,8 @@ class _Destination:
             files.fsync_dir(self.final.parent)
 
     def abort(self) -> None:
+        if self.signed and self.tmp is not None and self.signature is not None:
+            files.remove_quietly(self.signature)     # the archive it signs never appeared
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
@@ -176,14 +213,22 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
            identity: Identity | None = None, level: int = DEFAULT_LEVEL, threads: int = 0,
            chunk_size: int = DEFAULT_CHUNK_SIZE, ring_depth: int = 0, serial: bool = False,
            truncate: bool = True, overwrite: bool = False,
-           progress: Callable[[BackupEvent], None] | None = None) -> BackupSummary:
+           progress: Callable[[BackupEvent], None] | None = None,
+           recipients: Sequence[X25519Recipient] = (), passphrase: str | None = None,
+           signing_key: SigningKey | None = None) -> BackupSummary:
     """Back up the DC `server` to `dest` (a path, '-' for stdout, an open
     descriptor, or a binary file-like object).  An existing path is refused
     (platform.files.FileExists) unless overwrite.  progress(event: dict)
     receives 'file' and 'progress' events.  Returns a BackupSummary; raises
-    on any failure, leaving no archive under the final name."""
+    on any failure, leaving no archive under the final name.
+
+    recipients (age X25519 recipients) or passphrase: the output is an age
+    file whose plaintext is the archive, readable only with a matching
+    identity or the passphrase.  signing_key (a minisign key): a signature
+    NAME.minisig is written beside the file (ntdsbackup.archive.signing)."""
     out = _Destination(dest, overwrite=overwrite)
-    out.check()
+    out.check(signed=signing_key is not None)
+    envelope = _envelope(recipients, passphrase)
     prov = provider or open_provider()
     emit: Callable[[BackupEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
@@ -196,6 +241,10 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
     ctx = prov.backup_prepare(server)                                    # step 3
     try:
         sink = out.open()
+        if envelope is not None or signing_key is not None:
+            sink.through(payload_key=envelope.payload_key if envelope else None,
+                         digest=signing_key is not None, threads=threads,
+                         envelope=envelope.header + envelope.nonce if envelope else b"")
         now = int(time.time())
         writer = ArchiveWriter(sink, level=level, mtime=now)
         run = _Run(ctx, writer, sink, emit, chunk_size=chunk_size, threads=threads,
@@ -228,6 +277,12 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
             "log_generations": log_generations, "stats": totals, "tool": _tool(),
             "finished": _iso(time.time()),
         })
+        digest = sink.finish()       # the final age chunk; the stored bytes' digest
+        if signing_key is not None:
+            assert digest is not None and out.final is not None and ctx.token is not None
+            out.write_signature(signing.sign(signing_key, digest, server=server.lstrip("\\"),
+                                             created_unix=now, token=ctx.token,
+                                             file_name=out.final.name))
         with deferred():
             out.commit(sink)         # every byte is safely written (fsynced, renamed)
 
@@ -250,8 +305,9 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
                 ctx.end()                                                # step 8
     seconds = time.monotonic() - t0
     return BackupSummary(server, out.label, [r.trailer_entry() for r in run.records],
-                         totals["bytes_read"], sink.offset, seconds, log_generations, truncated,
-                         truncate_error, totals)
+                         totals["bytes_read"], sink.stored, seconds, log_generations, truncated,
+                         truncate_error, totals, encrypted=envelope is not None,
+                         signature=str(out.signature) if signing_key is not None else None)
 
 
 class _Run:
@@ -274,8 +330,7 @@ class _Run:
         self.emit({"event": "file", "name": rec.name, "source": rec.source, "size": size})
         self.writer.begin_file(rec)
         start = self.sink.offset
-        sink_kw = ({"fd": self.sink.fd} if self.sink.fd is not None
-                   else {"write": self.sink.engine_write})
+        sink_kw = self.sink.engine_target()
 
         def on_progress(done: int, _name: str = rec.name, _size: int = size) -> None:
             self.emit({"event": "progress", "name": _name, "done": done, "size": _size})
@@ -322,6 +377,20 @@ def _manifest(server: str, token: bytes | None, now: int, chunk_size: int, level
         # order, so the logs are listed in the trailer.
         "logs_listed_in": "trailer",
     }
+
+
+def _envelope(recipients: Sequence[X25519Recipient],
+              passphrase: str | None) -> NewHeader | None:
+    """The age header for an encrypted backup, or None.  Made before the DC
+    is asked anything: a bad recipient list fails first."""
+    if not recipients and passphrase is None:
+        return None
+    if recipients and passphrase is not None:
+        raise ValueError("encrypt to recipients or with a passphrase, not both (age allows a "
+                         "passphrase only as the file's one recipient)")
+    from ..crypto import new_header
+
+    return new_header(recipients=list(recipients), passphrase=passphrase)
 
 
 def _tool() -> str:

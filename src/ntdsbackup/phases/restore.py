@@ -30,18 +30,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, Final, Literal
 
 from .._ntdsbcli import Provider, RestoreContext
+from ..archive.envelope import DecryptionKeys
 from ..archive.fastread import Target, read_fd
-from ..archive.ops import ArchiveSource, _fd_of, read_documents
+from ..archive.ops import ArchiveSource
 from ..archive.reader import MemberResult, ReadReport
+from ..archive.signing import Trust
+from ..archive.source import ArchiveInput
 from ..errors import (
     ArchiveError,
     DCStateError,
@@ -53,12 +54,10 @@ from ..events import RecoveredEvent, RestoreEvent, RestoreProgressEvent
 from ..lists import BFT_CHECKPOINT_DIR, BFT_LOG_DIR, BFT_NTDS_DATABASE, parse_multistring
 from ..platform import signals
 from ..platform.files import (
-    OPEN_READ,
     copy_mode_and_owner,
     create_private,
     fsync_dir,
     regular_mode,
-    set_binary,
 )
 from ..platform.locks import DirectoryLock, LockHeld
 from ..provider import open_provider
@@ -149,126 +148,6 @@ def failure_hresult(exc: BaseException) -> int:
     return hrError
 
 
-class _ArchiveInput:
-    """The archive as a seekable descriptor: a path, '-' (standard input) or
-    a binary file object.  A real file open at its start is read through its
-    own descriptor (a duplicate: the caller's stays open, its position
-    afterwards is unspecified).  Anything else (standard input, a BytesIO, a
-    pipe, a file not at its start: the archive is what it reads from there)
-    is spooled to a private temporary file first: the archive must be
-    verified in full before the DC is touched, and its documents at the end
-    are read before its data."""
-
-    def __init__(self, source: ArchiveSource, spool_dir: str | None):
-        self.source = source
-        self.spool_dir = spool_dir
-        self.fd = -1
-        self.spool: Path | None = None
-        self.label = str(source)
-
-    def __enter__(self) -> _ArchiveInput:
-        src = self.source
-        if isinstance(src, str) and src == "-":
-            self.label = "<stdin>"
-            set_binary(sys.stdin.fileno())
-            self._spooled(lambda dst: _spool(sys.stdin.fileno(), dst))
-        elif isinstance(src, (str, os.PathLike)):
-            self.fd = os.open(src, OPEN_READ)
-        elif callable(getattr(src, "read", None)):
-            name = getattr(src, "name", None)
-            self.label = name if isinstance(name, str) else "<stream>"
-            fd = _file_at_start(src)
-            if fd is not None:
-                self.fd = os.dup(fd)
-            else:
-                self._spooled(lambda dst: _spool_fileobj(src, dst))
-        else:
-            raise TypeError("archive must be a path, '-' or a binary file object, not "
-                            f"{type(src).__name__}")
-        return self
-
-    def _spooled(self, copy: Callable[[int], None]) -> None:
-        """The archive copied by copy(descriptor) into a private temporary file."""
-        # create_private, not mkstemp: on Windows mkstemp's 0600 is no
-        # protection, and the spool holds every password hash of the domain.
-        fd, self.spool = create_private(self.spool_dir or tempfile.gettempdir(),
-                                        prefix="ntdsb-restore-", suffix=".tar.zst")
-        try:
-            copy(fd)
-            self.fd = os.open(self.spool, OPEN_READ)
-        except BaseException:
-            # __exit__ does not run when __enter__ fails (Ctrl-C while the
-            # archive is still arriving): the spool must not outlive us.
-            self.spool.unlink(missing_ok=True)
-            raise
-
-    def rewind(self) -> int:
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        return self.fd
-
-    @contextlib.contextmanager
-    def reader(self) -> Iterator[BinaryIO]:
-        with open(self.rewind(), "rb", closefd=False) as fh:
-            yield fh
-
-    def documents(self) -> dict[str, Any]:
-        """Manifest, trailer and seek index, read through the index at the end
-        (no file is decompressed): what the archive claims, which the staging
-        pass then checks member by member."""
-        with self.reader() as fh:
-            return read_documents(fh)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        if self.spool is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.spool.unlink()
-
-
-def _spool(src: int, dst: int) -> None:
-    """Copy standard input to the spool with reads a signal always ends
-    (signals.read_some): Ctrl-C or SIGTERM stops the copy whether data keeps
-    flowing or the writer has stalled; a buffered reader would go on
-    blocking in its own loop.  Closes dst."""
-    try:
-        while block := signals.read_some(src, 1 << 20):
-            view = memoryview(block)
-            while view:
-                view = view[os.write(dst, view):]
-    finally:
-        os.close(dst)
-
-
-def _spool_fileobj(src: BinaryIO, dst: int) -> None:
-    """Copy what a file object reads (to its end) to the spool.  Closes dst."""
-    try:
-        while block := src.read(1 << 20):
-            if not isinstance(block, (bytes, bytearray, memoryview)):
-                raise TypeError("the archive's file object must be binary: read() returned "
-                                f"{type(block).__name__}")
-            view = memoryview(block)
-            while view:
-                view = view[os.write(dst, view):]
-    finally:
-        os.close(dst)
-
-
-def _file_at_start(fh: BinaryIO) -> int | None:
-    """The descriptor of a real, seekable file positioned at its very start
-    (nothing read ahead by a buffer either), else None."""
-    fd = _fd_of(fh)
-    if fd is None:
-        return None
-    try:
-        if fh.tell() != 0 or os.lseek(fd, 0, os.SEEK_CUR) != 0:
-            return None
-    except OSError:              # a pipe or a terminal: not seekable
-        return None
-    return fd
-
-
 class _DirectoryLock:
     """One restore at a time per DC directory.  DsRestoreRegisterW interlocks
     restores, but staging and recovery run outside it: an exclusive flock on
@@ -323,22 +202,31 @@ def _directories(locations: dict[int, str],
 def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = None,
             identity: Identity | None = None, dry_run: bool = False, threads: int = 0,
             progress: Callable[[RestoreEvent], None] | None = None,
-            allow_other_server: bool = False, spool_dir: str | None = None) -> RestoreResult:
+            allow_other_server: bool = False, spool_dir: str | None = None,
+            keys: DecryptionKeys | None = None, trust: Trust | None = None) -> RestoreResult:
     """Restore `archive` (a path, '-' for standard input, or a binary file
     object) onto the DC `server`, which must be in DSRM.  A file object that
     is not a real file at its start (a BytesIO, a pipe) is copied to a
     private temporary file in spool_dir first, as standard input is.
     dry_run runs every check and returns the plan, changing nothing.
+    keys decrypt an age-encrypted archive; trust demands a valid signature
+    by one of its keys (checked before anything else is read).
     A restore interrupted earlier on this DC is settled first (see recover)."""
     prov = provider or open_provider()
     emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
-    with _ArchiveInput(archive, spool_dir) as inp:
+    with ArchiveInput(archive, spool_dir, keys, threads, trust) as inp:
         docs = inp.documents()
         manifest = docs["manifest"]
         plan = RestorePlan(server, inp.label, manifest)
         backed_up = str(manifest.get("server", ""))
         same = backed_up.lower() == server.lstrip("\\").lower()
+        if inp.signed is not None:
+            plan.checks.append(Check("signature", True,
+                                     f"signed by trusted key {inp.signed.key_id}"))
+        if inp.plain is not None:
+            plan.checks.append(Check("encryption", True, "age; every chunk is authenticated "
+                                     "by the verification pass"))
         plan.checks.append(Check("archive server", same or allow_other_server,
                                  f"backup of {backed_up}, restoring onto {server}"))
         if not same and not allow_other_server:
@@ -375,7 +263,7 @@ def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = 
 class _Run:
     """One restore on one prepared handle: plan, stage, swap."""
 
-    def __init__(self, prov: Provider, server: str, inp: _ArchiveInput, docs: dict[str, Any],
+    def __init__(self, prov: Provider, server: str, inp: ArchiveInput, docs: dict[str, Any],
                  plan: RestorePlan, token: bytes, emit: Callable[[RestoreEvent], None],
                  threads: int):
         self.prov, self.server, self.inp, self.docs = prov, server, inp, docs
@@ -595,7 +483,7 @@ def _integrity_checked(plan: RestorePlan, report: ReadReport) -> None:
                              "every chunk hash, file hash and the trailer match"))
 
 
-def _stage(inp: _ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads: int,
+def _stage(inp: ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads: int,
            emit: Callable[[RestoreEvent], None]) -> ReadReport:
     """The one pass over the archive: every file decompressed into its staging
     file (the engine: frames in parallel, each chunk verified as it is

@@ -38,7 +38,8 @@ __all__ = ["Directory", "FileExists", "OPEN_RDWR", "OPEN_READ", "PRIVATE_DIR_MOD
            "PRIVATE_DIR_SDDL", "PRIVATE_FILE_SDDL", "PRIVATE_MODE", "commit",
            "copy_mode_and_owner", "create_private", "fsync_dir", "fsync_file", "is_dot_name",
            "make_private_dirs", "open_private", "os_handle", "pread", "pwrite", "regular_mode",
-           "remove_quietly", "set_binary", "set_hidden", "sync_all", "windows_fd_flags"]
+           "remove_quietly", "set_binary", "set_hidden", "sync_all", "windows_fd_flags",
+           "write_all"]
 
 # The platform switch of this module; tests set it (with a fake _win32) to
 # follow the Windows branches without calling Windows.
@@ -307,6 +308,13 @@ def regular_mode(path: os.PathLike | str) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+def write_all(fd: int, data) -> None:
+    """Every byte of data to fd (os.write may take fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def remove_quietly(path: os.PathLike | str) -> None:

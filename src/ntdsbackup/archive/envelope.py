@@ -1,0 +1,182 @@
+"""The envelope around an archive: an age v1 file whose plaintext is the
+archive, or nothing (a plain ``.tar.zst``).
+
+Every reader goes through :func:`open_plaintext`: given a descriptor at the
+start of what the user named, it tells an age file from a plain archive by
+its first bytes (a file; on a pipe only when keys are given, since nothing
+can be read twice there), opens the header with the keys (ntdsbackup.crypto)
+and hands back a :class:`Plaintext`, which the readers use like a file and
+the engine reads through directly (an AgeReader: chunks decrypted in
+parallel, each authenticated before a byte of it is used).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .. import _ntdsbcli
+from ..errors import DecryptionError, EngineError
+from ..platform.files import pread
+from ..platform.signals import read_some
+
+AGE_MAGIC = b"age-encryption.org/"
+_NONCE_SIZE = 16
+
+
+@dataclass
+class DecryptionKeys:
+    """What a reader may decrypt with: age identities (X25519) and/or a
+    passphrase (scrypt).  repr never shows either."""
+
+    identities: Sequence[object] = ()
+    passphrase: str | None = field(default=None, repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.identities) or self.passphrase is not None
+
+
+def is_age(prefix: bytes) -> bool:
+    return prefix.startswith(AGE_MAGIC)
+
+
+def _refuse_plaintext_reading_of_age(first: bytes) -> None:
+    if is_age(first):
+        raise DecryptionError("the archive is encrypted (an age file): give -i/--identity "
+                              "FILE, or the passphrase (--passphrase-file, $NTDSB_PASSPHRASE)")
+
+
+class Plaintext(io.RawIOBase):
+    """The archive inside an age file, as a binary file: read, readinto and
+    (on a seekable file) seek, tell and pread at plaintext offsets.  The
+    engine takes `.source` (the AgeReader) in place of a descriptor."""
+
+    def __init__(self, reader, header_size: int):
+        super().__init__()
+        self.source = reader
+        self.header_size = header_size          # bytes of envelope before the payload
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(self.source.seekable)
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self.source.readinto(buffer)
+        except EngineError as exc:
+            raise decryption_error(exc) from None
+
+    def pread(self, n: int, offset: int) -> bytes:
+        try:
+            return self.source.pread(n, offset)
+        except EngineError as exc:
+            raise decryption_error(exc) from None
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("an age stream read from a pipe cannot seek")
+        if whence == io.SEEK_CUR:
+            pos += self.source.tell()
+        elif whence == io.SEEK_END:
+            pos += self.source.size
+        if pos < 0:
+            raise ValueError("negative seek position")
+        return self.source.seek(min(pos, self.source.size))
+
+    def tell(self) -> int:
+        return self.source.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.source.close()
+        super().close()
+
+
+def decryption_error(exc: EngineError) -> Exception:
+    """An engine CORRUPT status from the age layer as an ArchiveError."""
+    if exc.status_name != "NTDSB_E_CORRUPT":
+        return exc
+    return DecryptionError(f"the encrypted archive is damaged or was altered: {exc.detail}")
+
+
+def open_plaintext(fd: int, keys: DecryptionKeys | None, *, seekable: bool,
+                   threads: int = 0) -> Plaintext | None:
+    """The archive at descriptor `fd` (at its start): a Plaintext when it is
+    an age file, None when it is a plain archive (then read `fd` itself,
+    still at its start).  On a pipe (seekable false) the envelope is
+    expected exactly when keys are given."""
+    from ..crypto import read_header, unwrap
+
+    if seekable:
+        first = pread(fd, len(AGE_MAGIC), 0)
+        if not is_age(first):
+            return None
+        if not keys:
+            _refuse_plaintext_reading_of_age(first)
+        read = _PositionedReads(fd)
+    else:
+        if not keys:
+            return None              # the plain reader refuses an age file by its magic
+        read = _ExactReads(fd)
+    header = read_header(read)
+    # On a file the parser may have read ahead; the nonce is where the
+    # header ends.  A pipe's reads are exact.
+    nonce = pread(fd, _NONCE_SIZE, header.length) if seekable else read(_NONCE_SIZE)
+    if len(nonce) != _NONCE_SIZE:
+        raise DecryptionError("truncated age file: the header is not followed by a nonce")
+    assert keys is not None
+    payload_key = unwrap(header, nonce, identities=keys.identities,
+                         passphrase=keys.passphrase)
+    start = header.length + _NONCE_SIZE
+    sealed = os.fstat(fd).st_size - start if seekable else None
+    try:
+        reader = _ntdsbcli.AgeReader(fd, start, sealed, payload_key, threads=threads)
+    except EngineError as exc:
+        raise decryption_error(exc) from None
+    return Plaintext(reader, start)
+
+
+class _PositionedReads:
+    """read(n) from offset 0 of a file, by pread: the descriptor's own
+    position stays at the start for whoever reads it next."""
+
+    def __init__(self, fd: int):
+        self.fd, self.at = fd, 0
+
+    def __call__(self, n: int) -> bytes:
+        data = pread(self.fd, n, self.at)
+        self.at += len(data)
+        return data
+
+
+class _ExactReads:
+    """read(n) of a pipe that never takes a byte more than asked: the age
+    header's parser asks for what it needs, and the payload that follows
+    belongs to the AgeReader."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __call__(self, n: int) -> bytes:
+        parts, want = [], n
+        while want:
+            block = read_some(self.fd, want)
+            if not block:
+                break
+            parts.append(block)
+            want -= len(block)
+        return b"".join(parts)
+
+
+def refuse_age_magic(first_bytes: bytes) -> None:
+    """For the plain readers: an age file met without keys is named as such."""
+    _refuse_plaintext_reading_of_age(first_bytes)
+
+
+__all__ = ["AGE_MAGIC", "DecryptionKeys", "Plaintext", "decryption_error", "is_age",
+           "open_plaintext", "refuse_age_magic"]
+
