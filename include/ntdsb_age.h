@@ -83,6 +83,11 @@ int ntdsb_age_plain_size(uint64_t sealed_len, uint64_t *plain_len, ntdsb_error *
  */
 typedef struct ntdsb_out ntdsb_out;
 
+/* want_digest: none, of every byte stored, or of the plaintext taken. */
+#define NTDSB_DIGEST_NONE   0
+#define NTDSB_DIGEST_STORED 1
+#define NTDSB_DIGEST_PLAIN  2
+
 int ntdsb_out_open(ntdsb_out **out, const ntdsb_sink *down,
                    const uint8_t *payload_key /* NULL: no sealing */,
                    int want_digest, unsigned threads, ntdsb_error *err);
@@ -94,6 +99,9 @@ int ntdsb_out_write(void *o, const void *buf, size_t len);
 const ntdsb_error *ntdsb_out_error(const ntdsb_out *o);
 uint64_t ntdsb_out_plain_bytes(const ntdsb_out *o);   /* plaintext taken so far */
 uint64_t ntdsb_out_stored_bytes(const ntdsb_out *o);  /* bytes given to down so far */
+/* The digest of what went through so far, now; later bytes are not digested
+ * (a signature over that digest is written after it).  Once only. */
+int ntdsb_out_take_digest(ntdsb_out *o, uint8_t digest[NTDSB_DIGEST_SIZE], ntdsb_error *err);
 /* Seal what is held (the final chunk), hand it down, and give the digest
  * (when wanted; may be NULL otherwise).  Once only. */
 int ntdsb_out_finish(ntdsb_out *o, uint8_t digest[NTDSB_DIGEST_SIZE], ntdsb_error *err);

@@ -159,10 +159,113 @@ def test_an_encrypted_and_signed_archive_verifies_with_minisign_as_stored(make_d
     assert report.signed.server == "DC01" and report.encrypted
 
 
-def test_a_signed_backup_to_a_stream_is_refused_before_the_dc_is_asked(make_dc, tmp_path):
+@pytest.fixture
+def signed_stream(make_dc, tmp_path):
+    """A signed (and, second, also encrypted) backup written to standard output."""
+    dc = make_dc("DC01", size=4 << 20)
+    secret, public = signing_pair(tmp_path)
+    stream = tmp_path / "stream.tar.zst"
+    with open(stream, "wb") as out:
+        done = cli("backup", "--server", "DC01", "-o", "-", "--sign-key", secret,
+                   "--no-truncate", "--json", stdout=out, stderr=subprocess.PIPE,
+                   capture_output=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stderr.splitlines()[-1])["signature"] == "embedded"
+    return dc, stream, public
+
+
+def test_a_signed_stream_carries_its_signature_inside(signed_stream, tmp_path):
+    dc, stream, public = signed_stream
+    assert not os.path.exists(str(stream) + ".minisig")
+    # Stock zstd skips the signature frame: the emergency path still works.
+    out = tmp_path / "x"
+    out.mkdir()
+    assert subprocess.run(f"zstd -dc '{stream}' | tar -x -C '{out}'", shell=True).returncode == 0
+    assert (out / "database" / "ntds.dit").read_bytes() == (dc.ntds_dir / "ntds.dit").read_bytes()
+    with open(stream, "rb") as fh:
+        done = cli("verify", "-", "--trusted-key", public, "--json", stdin=fh)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["signed"]["server"] == "DC01"
+    assert cli("verify", stream, "--trusted-key", public).returncode == 0
+    assert cli("verify", stream).returncode == 0          # no key asked: just a frame
+    assert cli("ls", stream, "--trusted-key", public).returncode == 0
+    dc.stop()
+    with open(stream, "rb") as fh:
+        done = cli("restore", "-", "--server", "DC01", "--trusted-key", public, stdin=fh)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_signed_stream_altered_or_stripped_is_refused(signed_stream, tmp_path):
+    dc, stream, public = signed_stream
+    data = stream.read_bytes()
+    sig_at = data.rindex(b"\x5b\x2a\x4d\x18")           # the signature frame's magic
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 1
+    stripped = data[:sig_at]
+    _, other = signing_pair(tmp_path, "other")
+    cases = {"flipped": (bytes(flipped), public), "stripped": (stripped, public),
+             "other key": (data, other), "trailing": (data + b"x", public)}
+    for name, (content, key) in cases.items():
+        path = tmp_path / f"{name}.tar.zst"
+        path.write_bytes(content)
+        done = cli("verify", path, "--trusted-key", key)
+        assert done.returncode == 5, (name, done.stderr)
+    dc.stop()
+    before = snapshot(dc.ntds_dir)
+    done = cli("restore", tmp_path / "flipped.tar.zst", "--server", "DC01", "--trusted-key",
+               public)
+    assert done.returncode == 5
+    assert snapshot(dc.ntds_dir) == before
+
+
+def test_an_encrypted_signed_stream_round_trips(make_dc, tmp_path):
+    make_dc("DC01", size=4 << 20)
+    from ntdsbackup.archive.envelope import DecryptionKeys
+    from ntdsbackup.crypto import X25519Identity
+
+    identity = X25519Identity.generate()
+    key = SigningKey.generate()
+    import io
+
+    sink = io.BytesIO()
+    summary = backup("DC01", sink, recipients=[identity.recipient], signing_key=key,
+                     truncate=False)
+    assert summary.signature == "embedded" and summary.encrypted
+    path = tmp_path / "s.age"
+    path.write_bytes(sink.getvalue())
+    report = verify(path, keys=DecryptionKeys([identity]), trust=Trust([key.public_key]))
+    assert report.signed.server == "DC01"
+    other = SigningKey.generate()
+    with pytest.raises(errors.SignatureError):
+        verify(path, keys=DecryptionKeys([identity]), trust=Trust([other.public_key]))
+
+
+def test_hostile_signature_frames_are_refused_by_every_reader(make_dc, tmp_path):
+    import struct
+
+    from ntdsbackup.archive.framing import SIGNATURE_MAGIC, pack_signature
+
     make_dc("DC01", size=2 << 20)
-    secret, _ = signing_pair(tmp_path)
-    done = cli("backup", "--server", "DC01", "-o", "-", "--sign-key", secret,
-               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, capture_output=False)
-    assert done.returncode == 2, done.stderr
-    assert b"NAME.minisig" in done.stderr
+    plain = tmp_path / "plain.tar.zst"
+    backup("DC01", plain, truncate=False)
+    data = plain.read_bytes()
+    frame = pack_signature("untrusted comment: x\n")
+    huge = struct.pack("<II", SIGNATURE_MAGIC, 1 << 30) + b"\0" * 64
+    bad_footer = frame[:-8] + b"NTDSBSGX"
+    cases = {"two frames": data + frame + frame, "huge": data + huge,
+             "bad footer": data + bad_footer, "after a frame": data + frame + b"\0" * 16,
+             "not utf-8": data + pack_signature("x")[:8] + b"\xff" + frame[9:]}
+    for name, content in cases.items():
+        path = tmp_path / f"{name.replace(' ', '-')}.tar.zst"
+        path.write_bytes(content)
+        for argv in (["verify", path], ["verify", path, "--pure"], ["ls", path]):
+            done = cli(*argv)
+            assert done.returncode == 5, (name, argv, done.stderr)
+            assert b"Traceback" not in done.stderr
+    # One well-formed frame is accepted (it is only checked with a trusted key).
+    ok = tmp_path / "one.tar.zst"
+    ok.write_bytes(data + frame)
+    assert cli("verify", ok).returncode == 0 and cli("ls", ok).returncode == 0
+    _, public = signing_pair(tmp_path)
+    done = cli("verify", ok, "--trusted-key", public)
+    assert done.returncode == 5 and b"signature" in done.stderr

@@ -29,7 +29,8 @@ struct ntdsb_out {
     ntdsb_sink down;
     int sealing;
     uint8_t key[NTDSB_AGE_KEY_SIZE];
-    ntdsb_digest *digest;   /* NULL: not wanted */
+    ntdsb_digest *digest;   /* NULL: not wanted (or already taken) */
+    int digest_plain;       /* NTDSB_DIGEST_PLAIN: of the plaintext, not the stored bytes */
     unsigned threads;
     uint8_t *plain;         /* BATCH_PLAIN bytes (sealing only) */
     uint8_t *sealed;        /* BATCH_SEALED bytes (sealing only) */
@@ -59,7 +60,20 @@ static int failed_rc(const ntdsb_out *o, ntdsb_error *err)
     return o->err.status;
 }
 
-/* Give stored bytes to the sink, digested first (they are the file). */
+static int digest_update(ntdsb_out *o, const void *buf, size_t len)
+{
+    ntdsb_error e;
+
+    if (o->digest != NULL && ntdsb_digest_update(o->digest, buf, len) != 0) {
+        ntdsb_err_set(&e, NTDSB_E_CONFIG, "EVP_DigestUpdate", 0, o->stored_bytes,
+                      "BLAKE2b-512 failed in the crypto library");
+        return fail(o, &e);
+    }
+    return NTDSB_OK;
+}
+
+/* Give stored bytes to the sink, digested first when the digest is of the
+ * stored bytes (they are the file). */
 static int put_down(ntdsb_out *o, const void *buf, size_t len)
 {
     ntdsb_error e;
@@ -67,11 +81,8 @@ static int put_down(ntdsb_out *o, const void *buf, size_t len)
 
     if (len == 0)
         return NTDSB_OK;
-    if (o->digest != NULL && ntdsb_digest_update(o->digest, buf, len) != 0) {
-        ntdsb_err_set(&e, NTDSB_E_CONFIG, "EVP_DigestUpdate", 0, o->stored_bytes,
-                      "BLAKE2b-512 failed in the crypto library");
-        return fail(o, &e);
-    }
+    if (!o->digest_plain && digest_update(o, buf, len) != NTDSB_OK)
+        return o->err.status;
     rc = ntdsb_sink_put(&o->down, buf, len, &sys_errno);
     if (rc == NTDSB_E_WRITE) {
         char text[128];
@@ -142,6 +153,7 @@ int ntdsb_out_open(ntdsb_out **out, const ntdsb_sink *down, const uint8_t *paylo
             return ntdsb_err_nomem(err, "malloc", "the output stage's batch");
         }
     }
+    o->digest_plain = want_digest == NTDSB_DIGEST_PLAIN;
     if (want_digest && (o->digest = ntdsb_digest_new()) == NULL) {
         ntdsb_out_free(o);
         return ntdsb_err_nomem(err, "EVP_MD_CTX_new", "a BLAKE2b-512 state");
@@ -182,6 +194,8 @@ int ntdsb_out_write(void *stage, const void *buf, size_t len)
         fail(o, &e);
         return -1;
     }
+    if (o->digest_plain && digest_update(o, buf, len) != NTDSB_OK)
+        return -1;
     if (!o->sealing) {
         if (put_down(o, buf, len) != NTDSB_OK)
             return -1;
@@ -242,6 +256,32 @@ int ntdsb_out_finish(ntdsb_out *o, uint8_t digest[NTDSB_DIGEST_SIZE], ntdsb_erro
         fail(o, &e);
         return failed_rc(o, err);
     }
+    if (err != NULL)
+        ntdsb_err_clear(err);
+    return NTDSB_OK;
+}
+
+int ntdsb_out_take_digest(ntdsb_out *o, uint8_t digest[NTDSB_DIGEST_SIZE], ntdsb_error *err)
+{
+    ntdsb_error e;
+
+    if (o->failed)
+        return failed_rc(o, err);
+    if (o->digest == NULL) {
+        ntdsb_err_set(&e, NTDSB_E_CONFIG, NULL, 0, o->stored_bytes,
+                      "ntdsb_out_take_digest: no digest wanted, or it was taken");
+        fail(o, &e);
+        return failed_rc(o, err);
+    }
+    if (ntdsb_digest_final(o->digest, digest) != 0) {
+        ntdsb_err_set(&e, NTDSB_E_CONFIG, "EVP_DigestFinal_ex", 0, o->stored_bytes,
+                      "BLAKE2b-512 failed in the crypto library");
+        fail(o, &e);
+        return failed_rc(o, err);
+    }
+    /* What follows (the signature over this digest) is not digested. */
+    ntdsb_digest_free(o->digest);
+    o->digest = NULL;
     if (err != NULL)
         ntdsb_err_clear(err);
     return NTDSB_OK;

@@ -19,6 +19,9 @@ ESE_PAGE_BAD_CHECKSUM: int
 ESE_PAGE_BAD_PGNO: int
 ESE_PAGE_SIZES: tuple[int, ...]
 AGE_CHUNK_SIZE: int
+DIGEST_NONE: int
+DIGEST_STORED: int
+DIGEST_PLAIN: int
 
 def hresult_name(hr: int) -> str | None: ...
 def library_versions() -> dict[str, tuple[str, str]]: ...
@@ -34,7 +37,7 @@ class OutputStage:
         fd: int | None = None,
         write: Callable[[bytes], object] | None = None,
         payload_key: bytes | None = None,
-        digest: bool = False,
+        digest: int = 0,
         threads: int = 0,
     ) -> None: ...
     def raw(self, data: ReadableBuffer) -> None: ...
@@ -44,6 +47,7 @@ class OutputStage:
     def plain_bytes(self) -> int: ...
     @property
     def stored_bytes(self) -> int: ...
+    def take_digest(self) -> bytes: ...
     def finish(self) -> bytes: ...
 
 class AgeReader:

@@ -10,6 +10,9 @@ cdef extern from "ntdsb_age.h" nogil:
         NTDSB_AGE_KEY_SIZE
         NTDSB_AGE_CHUNK_SIZE
         NTDSB_DIGEST_SIZE
+        NTDSB_DIGEST_NONE
+        NTDSB_DIGEST_STORED
+        NTDSB_DIGEST_PLAIN
     ctypedef struct ntdsb_out:
         pass
     ctypedef struct ntdsb_age_in:
@@ -23,6 +26,7 @@ cdef extern from "ntdsb_age.h" nogil:
     const ntdsb_error *ntdsb_out_error(const ntdsb_out *o)
     uint64_t ntdsb_out_plain_bytes(const ntdsb_out *o)
     uint64_t ntdsb_out_stored_bytes(const ntdsb_out *o)
+    int ntdsb_out_take_digest(ntdsb_out *o, uint8_t *digest, ntdsb_error *err)
     int ntdsb_out_finish(ntdsb_out *o, uint8_t *digest, ntdsb_error *err)
     void ntdsb_out_free(ntdsb_out *o)
     int ntdsb_age_in_open(ntdsb_age_in **r, ntdsb_file f, uint64_t payload_start,
@@ -39,6 +43,9 @@ cdef extern from "ntdsb_age.h" nogil:
 
 
 AGE_CHUNK_SIZE = NTDSB_AGE_CHUNK_SIZE
+DIGEST_NONE = NTDSB_DIGEST_NONE
+DIGEST_STORED = NTDSB_DIGEST_STORED        # of every byte stored: a file's signature
+DIGEST_PLAIN = NTDSB_DIGEST_PLAIN          # of the plaintext: a stream's embedded one
 
 
 def age_available():
@@ -88,22 +95,26 @@ cdef int _down_write(void *ctx, const void *buf, size_t n) noexcept nogil:
 
 cdef class OutputStage:
     """Everything an encrypted or signed backup writes, in order: sealed into
-    age chunks when given a payload key, digested (BLAKE2b-512 of the bytes
-    stored) when digest is true, then written to `fd` (no GIL) or given to
-    write(bytes).  The engine writes through it directly (backup_file(out=)).
+    age chunks when given a payload key, digested (BLAKE2b-512) of the bytes
+    stored (digest=DIGEST_STORED) or of the plaintext (DIGEST_PLAIN), then
+    written to `fd` (no GIL) or given to write(bytes).  The engine writes
+    through it directly (backup_file(out=)).
     """
     cdef ntdsb_out *o
     cdef ntdsb_sink down
     cdef _DownWriter py_down
     cdef bint finished
 
-    def __cinit__(self, *, fd=None, write=None, payload_key=None, bint digest=False,
+    def __cinit__(self, *, fd=None, write=None, payload_key=None, int digest=0,
                   unsigned int threads=0):
         cdef ntdsb_error err
         cdef bytes key = _key_bytes(payload_key)
         cdef const uint8_t *key_ptr = NULL
         if (fd is None) == (write is None):
             raise ValueError("give exactly one of fd and write")
+        if digest not in (NTDSB_DIGEST_NONE, NTDSB_DIGEST_STORED, NTDSB_DIGEST_PLAIN):
+            raise ValueError(f"digest must be DIGEST_NONE, DIGEST_STORED or DIGEST_PLAIN, "
+                             f"not {digest}")
         memset(&err, 0, sizeof(err))
         memset(&self.down, 0, sizeof(self.down))
         if fd is not None:
@@ -180,6 +191,16 @@ cdef class OutputStage:
     @property
     def stored_bytes(self):
         return ntdsb_out_stored_bytes(self.o) if self.o != NULL else 0
+
+    def take_digest(self):
+        """The digest of what went through so far (64 bytes); what is written
+        afterwards is not digested."""
+        cdef ntdsb_out *o = self._open_stage()
+        cdef uint8_t digest[64]
+        cdef ntdsb_error err
+        memset(&err, 0, sizeof(err))
+        self._check(ntdsb_out_take_digest(o, digest, &err), &err)
+        return (<const char *>digest)[:64]
 
     def finish(self):
         """Seal the final chunk and store it; the digest (64 bytes) or None."""

@@ -20,7 +20,10 @@ from .framing import (
     INDEX_MAGIC,
     MAX_INDEX_SIZE,
     MAX_META_SIZE,
+    MAX_SIGNATURE_SIZE,
     META_MAGIC,
+    SIGNATURE_FOOTER_MAGIC,
+    SIGNATURE_MAGIC,
     SKIPPABLE_MAX,
     SKIPPABLE_MIN,
     ZSTD_FRAME_MAGIC,
@@ -42,6 +45,7 @@ class FrameInput:
         self._read = read
         self.offset = offset
         self.dctx = zstandard.ZstdDecompressor()
+        self.signature: tuple[str, int] | None = None   # a signed stream's, once read
 
     def read_upto(self, n: int) -> bytes:
         """n bytes, or fewer at the end of the stream."""
@@ -108,7 +112,9 @@ class FrameInput:
 
     def index(self) -> dict:
         """The next frame, which must be the seek index and the last thing in
-        the stream: the index, checked (schema.check_index)."""
+        the stream but for a signed stream's signature frame: the index,
+        checked (schema.check_index); the signature, if any, in
+        self.signature as (text, offset of its frame)."""
         start = self.offset
         got = self.prefix()
         if got is None:
@@ -119,10 +125,33 @@ class FrameInput:
                                archive_offset=start)
         index = self.index_body(got[1], start)
         end = self.offset
-        if self.prefix() is not None:
-            raise ArchiveError(f"data after the seek index at offset {end}",
-                               archive_offset=end)
+        after = self.prefix()
+        if after is not None and after[0] == SIGNATURE_MAGIC:
+            self.signature = (self.signature_body(after[1], end), end)
+            end = self.offset
+            after = self.prefix()
+            what = "the signature"
+        else:
+            what = "the seek index"
+        if after is not None:
+            raise ArchiveError(f"data after {what} at offset {end}", archive_offset=end)
         return index
+
+    def signature_body(self, size: int, start: int) -> str:
+        """The text of the signature frame at `start` (its prefix read)."""
+        if not INDEX_FOOTER.size < size <= MAX_SIGNATURE_SIZE + INDEX_FOOTER.size:
+            raise ArchiveError(f"signature frame at offset {start} has impossible size {size}",
+                               archive_offset=start)
+        body = self.read_exact(size, "the signature")
+        length, magic = INDEX_FOOTER.unpack(body[-INDEX_FOOTER.size:])
+        if magic != SIGNATURE_FOOTER_MAGIC or length != size - INDEX_FOOTER.size:
+            raise ArchiveError(f"signature frame at offset {start} has a bad footer",
+                               archive_offset=start)
+        try:
+            return body[:length].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ArchiveError(f"signature frame at offset {start} is not UTF-8 text",
+                               archive_offset=start) from None
 
     def index_body(self, size: int, start: int) -> dict:
         """The payload of the seek index frame at `start` (its 8-byte prefix read)."""

@@ -38,6 +38,13 @@ assert _HEADER.size == HEADER_SIZE
 INDEX_FOOTER = struct.Struct("<I8s")     # payload length, magic
 INDEX_FOOTER_MAGIC = b"NTDSBSK1"
 
+# A signed stream's last frame, after the seek index: a minisign signature
+# over the BLAKE2b-512 of every archive byte before this frame, then the same
+# kind of footer (docs/FORMAT.md, "Signatures").
+SIGNATURE_MAGIC = 0x184D2A5B
+SIGNATURE_FOOTER_MAGIC = b"NTDSBSG1"
+MAX_SIGNATURE_SIZE = 16 * 1024           # a .minisig is under 9 KiB by minisign's limits
+
 # Hostile-input limits: no frame may ask us for more than this.
 MAX_RAW_SIZE = 64 * 1024 * 1024          # NTDSB_CHUNK_MAX
 MAX_META_SIZE = 8 * 1024 * 1024          # a metadata frame: the largest trailer, and then some
@@ -100,3 +107,12 @@ def pack_index(payload: bytes) -> bytes:
     """The seek-index skippable frame: payload, then the footer."""
     body = payload + INDEX_FOOTER.pack(len(payload), INDEX_FOOTER_MAGIC)
     return struct.pack("<II", INDEX_MAGIC, len(body)) + body
+
+
+def pack_signature(text: str) -> bytes:
+    """The signature skippable frame: the .minisig text, then the footer."""
+    payload = text.encode("utf-8")
+    if len(payload) > MAX_SIGNATURE_SIZE:
+        raise ValueError(f"a signature of {len(payload)} bytes (at most {MAX_SIGNATURE_SIZE})")
+    body = payload + INDEX_FOOTER.pack(len(payload), SIGNATURE_FOOTER_MAGIC)
+    return struct.pack("<II", SIGNATURE_MAGIC, len(body)) + body

@@ -49,6 +49,7 @@ class ReadReport:
     index: dict = field(default_factory=dict)
     signed: Any = None     # signing.SignedFacts when a signature was demanded and held
     encrypted: bool = False  # read through its age envelope
+    embedded_signature: Any = None  # a signed stream's (text, frame offset), unchecked
 
     @property
     def raw_bytes(self) -> int:
@@ -123,6 +124,7 @@ def read_structure(inp: FrameInput, read_data: ReadData,
             raise ArchiveError(f"the padding after {member.name} is not {pad} zero bytes",
                                member=member.name)
     report.index = inp.index()
+    report.embedded_signature = inp.signature
     report.archive_bytes = inp.offset
     cross_check(report, placed)
     return report

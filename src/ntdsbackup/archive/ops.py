@@ -15,7 +15,12 @@ from ..platform.signals import signal_ended_reader
 from .documents import read_document
 from .envelope import DecryptionKeys, Plaintext, open_plaintext
 from .frameinput import FrameInput
-from .framing import INDEX_FOOTER, INDEX_FOOTER_MAGIC
+from .framing import (
+    INDEX_FOOTER,
+    INDEX_FOOTER_MAGIC,
+    MAX_SIGNATURE_SIZE,
+    SIGNATURE_FOOTER_MAGIC,
+)
 from .members import MANIFEST_NAME, TRAILER_NAME
 from .reader import Consumer, MemberResult, ReadReport, read_archive
 from .signing import SignedFacts, Trust, check_manifest
@@ -193,23 +198,49 @@ def read_documents(fh) -> dict:
     """Manifest, trailer and seek index of a seekable archive, each frame
     verified on its own, without decompressing any file.  The documents are
     what the archive *claims*: a full read (read_archive, fastread.read_fd)
-    checks them against the members."""
+    checks them against the members.  A signed stream's signature frame
+    (the very last) is returned unchecked as "signature": (text, offset)."""
     end = fh.seek(0, os.SEEK_END)
     if end < INDEX_FOOTER.size + 8:
         raise ArchiveError("archive too short")
-    fh.seek(end - INDEX_FOOTER.size)
+    index_end, signature_at = _peel_signature(fh, end)
+    fh.seek(index_end - INDEX_FOOTER.size)
     length, magic = INDEX_FOOTER.unpack(fh.read(INDEX_FOOTER.size))
     if magic != INDEX_FOOTER_MAGIC:
         raise ArchiveError("incomplete archive: no seek index at the end")
-    start = end - INDEX_FOOTER.size - length - 8
+    start = index_end - INDEX_FOOTER.size - length - 8
     if start < 0:
         raise ArchiveError("seek index footer points outside the archive")
     fh.seek(start)
-    index = FrameInput(fh.read, start).index()      # checked, and the end of the archive
+    frames = FrameInput(fh.read, start)
+    index = frames.index()      # checked, and the end of the archive (or its signature)
+    if (frames.signature is None) != (signature_at is None):
+        raise ArchiveError("the signature frame at the end is not where the index ends")
     trailer_at = index["trailer_offset"]
     if not 0 < trailer_at < start:
         raise ArchiveError(f"the seek index gives no valid trailer offset ({trailer_at!r})")
     manifest = _one_document(fh, 0, MANIFEST_NAME)
     trailer = _one_document(fh, trailer_at, TRAILER_NAME)
-    return {"manifest": manifest, "trailer": trailer, "archive_bytes": end, "verified": False,
+    docs = {"manifest": manifest, "trailer": trailer, "archive_bytes": end, "verified": False,
             "index": index}
+    if frames.signature is not None:
+        docs["signature"] = frames.signature
+    return docs
+
+
+def _peel_signature(fh, end: int) -> tuple[int, int | None]:
+    """Where the seek index ends, and where a signature frame after it starts
+    (None without one), from the footer at `end`."""
+    fh.seek(end - INDEX_FOOTER.size)
+    length, magic = INDEX_FOOTER.unpack(fh.read(INDEX_FOOTER.size))
+    if magic != SIGNATURE_FOOTER_MAGIC:
+        return end, None
+    if length > MAX_SIGNATURE_SIZE:
+        raise ArchiveError(f"the signature frame at the end claims {length} bytes")
+    start = end - INDEX_FOOTER.size - length - 8
+    if start < INDEX_FOOTER.size + 8:
+        raise ArchiveError("the signature footer points outside the archive")
+    return start, start
+
+
+

@@ -32,6 +32,7 @@ from .framing import (
     INDEX_MAGIC,
     MAX_RAW_SIZE,
     META_MAGIC,
+    SIGNATURE_MAGIC,
     FrameHeader,
     zstd_compress_bound,
 )
@@ -65,6 +66,7 @@ class FrameReader:
     def __init__(self, fileobj, *, decode: bool = True, offset: int = 0):
         self._inp = FrameInput(fileobj.read, offset)
         self.index: dict | None = None
+        self.signature: tuple[str, int] | None = None    # a signed stream's last frame
         self._decode = decode     # False: check the structure only, yield data=None
 
     @property
@@ -81,10 +83,14 @@ class FrameReader:
                     raise ArchiveError("incomplete archive: no seek index at the end "
                                        "(the backup did not finish)")
                 return
-            if self.index is not None:
-                raise ArchiveError(f"data after the seek index at offset {start}",
-                                   archive_offset=start)
             magic, size, prefix = got
+            if self.index is not None:
+                if magic == SIGNATURE_MAGIC and self.signature is None:
+                    self.signature = (inp.signature_body(size, start), start)
+                    continue
+                what = "the signature" if self.signature is not None else "the seek index"
+                raise ArchiveError(f"data after {what} at offset {start}",
+                                   archive_offset=start)
             if magic in (FILE_CHUNK_MAGIC, META_MAGIC):
                 hdr = inp.header(prefix, start)
                 frame = inp.read_exact(hdr.frame_size, "a zstd frame")

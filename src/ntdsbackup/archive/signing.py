@@ -1,6 +1,8 @@
 """Signed archives: a minisign signature (Ed25519 over the BLAKE2b-512 of
 the archive file exactly as stored, encrypted or not) in a file beside it,
-``NAME.minisig``, which stock ``minisign -Vm NAME -p KEY.pub`` verifies.
+``NAME.minisig``, which stock ``minisign -Vm NAME -p KEY.pub`` verifies.  A
+backup written to a stream carries the same kind of signature inside, as its
+last frame (framing.pack_signature), over the archive bytes before it.
 
 The signed trusted comment names what a relabelled or replayed archive would
 have to change: the DC, the backup time, the expiry token (by its SHA-256)
@@ -43,11 +45,13 @@ def trusted_comment(*, server: str, created_unix: int, token: bytes, file_name: 
                       f"token-sha256:{token_digest(token)}", f"format:{COMMENT_FORMAT}"])
 
 
-def sign(signing_key, digest: bytes, *, server: str, created_unix: int, token: bytes,
-         file_name: str) -> str:
+def sign(signing_key, digest: bytes, *, server: str, created_unix: int,
+         token: bytes | None, file_name: str) -> str:
     """The .minisig text for an archive whose stored bytes have `digest`."""
     from ..crypto import minisign
 
+    if token is None:
+        raise SignatureError("no expiry token to sign (DsBackupPrepareW gave none)")
     comment = trusted_comment(server=server, created_unix=created_unix, token=token,
                               file_name=file_name)
     return minisign.sign(signing_key, digest, comment,
@@ -63,13 +67,16 @@ class Trust:
     keys: Sequence[object]
     signature: str | os.PathLike[str] | None = None
 
-    def signature_text(self, archive: object) -> str:
+    def detached_text(self, archive: object) -> str | None:
+        """The signature file's text: --signature, else NAME.minisig beside a
+        file; None when there is none (the archive may carry one inside)."""
         if self.signature is not None:
             return read_signature_file(self.signature)
         if isinstance(archive, (str, os.PathLike)) and archive != "-":
-            return read_signature_file(signature_path(archive))
-        raise SignatureError("an archive read from a stream has no NAME.minisig beside it: "
-                             "give its signature file (--signature FILE)")
+            beside = signature_path(archive)
+            if os.path.lexists(beside):
+                return read_signature_file(beside)
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,10 +123,30 @@ def read_signature_file(path: os.PathLike[str] | str) -> str:
         raise SignatureError(f"{path} is not a minisign signature (not UTF-8)") from None
 
 
-def authenticate(fd: int, archive: object, trust: Trust) -> SignedFacts:
-    """The signature `trust` finds for `archive`, checked over the file open
-    at `fd` (the one the reader then reads)."""
-    return check(fd, trust.signature_text(archive), trust.keys)
+NOT_SIGNED = ("the archive is not signed: no signature file beside it (NAME.minisig or "
+              "--signature) and none inside it; a trusted key was given, so an unsigned "
+              "archive is refused")
+
+
+def check_embedded(fh, signature: tuple[str, int], trusted_keys: Sequence[object]
+                   ) -> SignedFacts:
+    """A signed stream's own signature (text, offset of its frame), checked
+    over the archive bytes before it, read from `fh` (the plaintext)."""
+    from ..crypto import minisign
+
+    text, offset = signature
+    sig = minisign.Signature.parse(text)
+    fh.seek(0)
+    h = hashlib.blake2b(digest_size=64)
+    left = offset
+    while left:
+        block = fh.read(min(_READ_BLOCK, left))
+        if not block:
+            raise SignatureError("the archive ends before its signature frame")
+        h.update(block)
+        left -= len(block)
+    key = minisign.verify(sig, h.digest(), trusted_keys)
+    return _facts(sig.trusted_comment, key)
 
 
 def check(fd: int, signature_text: str, trusted_keys: Sequence[object]) -> SignedFacts:
@@ -170,6 +197,6 @@ def check_manifest(facts: SignedFacts, manifest: dict[str, Any]) -> None:
                              + "; ".join(problems))
 
 
-__all__ = ["SIGNATURE_SUFFIX", "SignedFacts", "Trust", "authenticate", "check",
+__all__ = ["NOT_SIGNED", "SIGNATURE_SUFFIX", "SignedFacts", "Trust", "check", "check_embedded",
            "check_manifest", "read_signature_file", "sign", "signature_path", "stored_digest",
            "trusted_comment"]

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import SignatureError
 from ..platform import signals
 from ..platform.files import OPEN_READ, create_private, set_binary
 from .envelope import DecryptionKeys, Plaintext, open_plaintext
 from .ops import ArchiveSource, _fd_of, read_documents
-from .signing import SignedFacts, Trust, authenticate, check_manifest
+from .signing import NOT_SIGNED, SignedFacts, Trust, check, check_embedded, check_manifest
 
 
 class ArchiveInput:
@@ -64,14 +65,17 @@ class ArchiveInput:
             raise TypeError("archive must be a path, '-' or a binary file object, not "
                             f"{type(src).__name__}")
         try:
-            if self.trust is not None:
-                # The signature covers the stored bytes (the age file itself):
-                # checked on the descriptor that is then read, before any use.
-                self.signed = authenticate(self.fd, self.source, self.trust)
+            detached = self.trust.detached_text(self.source) if self.trust else None
+            if detached is not None:
+                # A signature file covers the stored bytes (the age file
+                # itself): checked on the descriptor that is then read.
+                self.signed = check(self.fd, detached, self.trust.keys)
             # The header is opened here; every chunk is authenticated as the
             # verification pass reads it, before anything on the DC changes.
             self.plain = open_plaintext(self.fd, self.keys, seekable=True,
                                         threads=self.threads)
+            if self.trust is not None and self.signed is None:
+                self.signed = self._embedded_signature()
         except BaseException:
             self.__exit__()
             raise
@@ -91,6 +95,16 @@ class ArchiveInput:
             # archive is still arriving): the spool must not outlive us.
             self.spool.unlink(missing_ok=True)
             raise
+
+    def _embedded_signature(self) -> SignedFacts:
+        """A signed stream's own signature, checked over the plaintext before
+        it (the archive itself, whatever envelope it came in)."""
+        with self.reader() as fh:
+            signature = read_documents(fh).get("signature")
+            if signature is None:
+                raise SignatureError(NOT_SIGNED)
+            assert self.trust is not None
+            return check_embedded(fh, signature, self.trust.keys)
 
     def rewind(self) -> Any:
         """What the engine reads, at the archive's start: the descriptor, or

@@ -9,7 +9,7 @@ import os
 import xxhash
 import zstandard
 
-from .framing import META_MAGIC, FrameHeader, pack_index
+from .framing import META_MAGIC, FrameHeader, pack_index, pack_signature
 from .members import (
     MANIFEST_NAME,
     TRAILER_NAME,
@@ -35,16 +35,19 @@ class Sink:
         self.fileobj = fileobj
         self.offset = 0
         self.stage = None
+        self._stored_digest = False
 
-    def through(self, *, payload_key: bytes | None, digest: bool, envelope: bytes = b"",
+    def through(self, *, payload_key: bytes | None, digest: int, envelope: bytes = b"",
                 threads: int = 0) -> None:
-        """From now on, seal (with payload_key) and/or digest what is written;
-        envelope (the age header and nonce) is stored first, as it is."""
-        from .._ntdsbcli import OutputStage
+        """From now on, seal (with payload_key) and/or digest what is written
+        (digest: _ntdsbcli.DIGEST_NONE, _STORED or _PLAIN); envelope (the age
+        header and nonce) is stored first, as it is."""
+        from .._ntdsbcli import DIGEST_STORED, OutputStage
 
         down = {"fd": self.fd} if self.fd is not None else {"write": self.fileobj.write}
         self.stage = OutputStage(payload_key=payload_key, digest=digest, threads=threads,
                                  **down)
+        self._stored_digest = digest == DIGEST_STORED
         if envelope:
             self.stage.raw(envelope)
 
@@ -54,13 +57,19 @@ class Sink:
             return {"out": self.stage}
         return {"fd": self.fd} if self.fd is not None else {"write": self.engine_write}
 
+    def take_digest(self) -> bytes:
+        """The BLAKE2b-512 of the plaintext written so far (DIGEST_PLAIN): what
+        a signature embedded after it covers."""
+        assert self.stage is not None
+        return self.stage.take_digest()
+
     def finish(self) -> bytes | None:
         """Seal and store the final chunk; the BLAKE2b-512 of every byte stored
-        when digesting (the signature's subject), else None."""
+        with DIGEST_STORED (a signature file's subject), else None."""
         if self.stage is None:
             return None
         digest = self.stage.finish()
-        return digest
+        return digest if self._stored_digest else None
 
     @property
     def stored(self) -> int:
@@ -137,6 +146,10 @@ class ArchiveWriter:
         pad = padding(rec.size)
         if pad:
             self.write_meta(bytes(pad))
+
+    def sign(self, signature_text: str) -> None:
+        """The signature frame, last (a signed stream: framing.pack_signature)."""
+        self.sink.write(pack_signature(signature_text))
 
     def finish(self, trailer: dict) -> None:
         """Trailer member, end-of-archive blocks, then the seek index."""

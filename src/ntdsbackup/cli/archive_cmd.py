@@ -44,7 +44,7 @@ def add_parsers(sub, common) -> None:
                         "with -o -)")
     identity_options(p)
     add_encryption_options(p)
-    p.set_defaults(_validate=functools.partial(_validate_backup, p))
+    p.set_defaults(_validate=functools.partial(validate_identity, p))
 
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
@@ -99,13 +99,6 @@ def add_parsers(sub, common) -> None:
     for name, handler in (("backup", cmd_backup), ("verify", cmd_verify), ("ls", cmd_ls),
                           ("extract", cmd_extract), ("restore", cmd_restore)):
         sub.choices[name].set_defaults(handler=handler)
-
-
-def _validate_backup(parser, args) -> None:
-    validate_identity(parser, args)
-    if args.sign_key and args.output == "-":
-        parser.error("--sign-key: a signed backup is written to a file (its signature goes "
-                     "beside it, NAME.minisig), not to standard output")
 
 
 def _reader_options(p) -> None:

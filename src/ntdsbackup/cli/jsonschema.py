@@ -85,7 +85,8 @@ EVENTS: dict[str, dict] = {
         "stats": ("object", REQ, "the engine's counters and where the time went"),
         "encrypted": ("boolean", REQ, "whether the archive is an age file"),
         "signature": (("string", "null"), REQ, "the signature file written beside it "
-                                               "(NAME.minisig), or null"),
+                                               '(NAME.minisig), "embedded" for a signed '
+                                               "stream, or null"),
     },
     "verified": {
         "_doc": "verify: every chunk hash, file hash and the trailer matched",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from .. import __version__
-from .._ntdsbcli import BackupContext, Provider
+from .._ntdsbcli import DIGEST_NONE, DIGEST_PLAIN, DIGEST_STORED, BackupContext, Provider
 from ..archive import signing
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
@@ -136,9 +136,6 @@ class _Destination:
     def check(self, signed: bool = False) -> None:
         """Refuse a taken name or a missing folder before the DC is asked anything."""
         if self.final is None:
-            if signed:
-                raise ValueError("a signed backup is written to a file (its signature goes "
-                                 "beside it, NAME.minisig): give -o FILE, not a stream")
             return
         names = [self.final] + ([signing.signature_path(self.final)] if signed else [])
         for name in names:
@@ -242,8 +239,12 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
     try:
         sink = out.open()
         if envelope is not None or signing_key is not None:
+            # A file's signature goes beside it, over the bytes stored; a
+            # stream's inside it, last, over the archive bytes before it.
+            digest_mode = DIGEST_NONE if signing_key is None else \
+                DIGEST_STORED if out.final is not None else DIGEST_PLAIN
             sink.through(payload_key=envelope.payload_key if envelope else None,
-                         digest=signing_key is not None, threads=threads,
+                         digest=digest_mode, threads=threads,
                          envelope=envelope.header + envelope.nonce if envelope else b"")
         now = int(time.time())
         writer = ArchiveWriter(sink, level=level, mtime=now)
@@ -277,12 +278,15 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
             "log_generations": log_generations, "stats": totals, "tool": _tool(),
             "finished": _iso(time.time()),
         })
+        def signature(digest: bytes, file_name: str) -> str:
+            return signing.sign(signing_key, digest, server=server.lstrip("\\"),
+                                created_unix=now, token=ctx.token, file_name=file_name)
+        if signing_key is not None and out.final is None:
+            writer.sign(signature(sink.take_digest(), "-"))
         digest = sink.finish()       # the final age chunk; the stored bytes' digest
-        if signing_key is not None:
-            assert digest is not None and out.final is not None and ctx.token is not None
-            out.write_signature(signing.sign(signing_key, digest, server=server.lstrip("\\"),
-                                             created_unix=now, token=ctx.token,
-                                             file_name=out.final.name))
+        if signing_key is not None and out.final is not None:
+            assert digest is not None
+            out.write_signature(signature(digest, out.final.name))
         with deferred():
             out.commit(sink)         # every byte is safely written (fsynced, renamed)
 
@@ -307,7 +311,8 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
     return BackupSummary(server, out.label, [r.trailer_entry() for r in run.records],
                          totals["bytes_read"], sink.stored, seconds, log_generations, truncated,
                          truncate_error, totals, encrypted=envelope is not None,
-                         signature=str(out.signature) if signing_key is not None else None)
+                         signature=(str(out.signature) if out.signature else "embedded")
+                         if signing_key is not None else None)
 
 
 class _Run:
