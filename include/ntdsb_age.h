@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "ntdsb_engine.h"
+#include "ntdsb_restore.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -149,8 +150,10 @@ int ntdsb_age_in_seek(ntdsb_age_in *in, uint64_t pos, ntdsb_error *err); /* seek
 uint64_t ntdsb_age_in_tell(const ntdsb_age_in *in);
 /* ntdsb_age_in_read as an ntdsb_read_fn (ntdsb_restore.h), `in` its context:
  * so the restore engine can take a sealed payload as its input
- * (ntdsb_source {NTDSB_NO_FILE, ntdsb_age_in_source_read, reader}). */
-int ntdsb_age_in_source_read(void *in, void *buf, size_t len, size_t *got, ntdsb_error *err);
+ * (ntdsb_source {NTDSB_NO_FILE, ntdsb_age_in_source_read, reader}).  A pipe
+ * read in it watches `stop` (NTDSB_E_CANCELLED once it is set). */
+int ntdsb_age_in_source_read(void *in, void *buf, size_t len, size_t *got, atomic_int *stop,
+                             ntdsb_error *err);
 void ntdsb_age_in_free(ntdsb_age_in *in);
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 #define NTDSB_RESTORE_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ntdsb_engine.h"
@@ -102,11 +103,14 @@ int ntdsb_restore_file(ntdsb_file in_fd, ntdsb_file out_fd, uint64_t file_size,
  * with *err filled, which the restore reports as it is (status, message,
  * chunk_index and offset are the callback's).  Called from one engine thread
  * (the reader), in order, never concurrently; the restore never asks for a
- * byte beyond the file's last frame, as with a descriptor.  A call blocked in
- * the callback delays a stop (a cancel, another thread's failure) until it
- * returns.  ntdsb_age_in_source_read (ntdsb_age.h) is one.
+ * byte beyond the file's last frame, as with a descriptor.  `stop` is the
+ * restore's own flag: a callback that may block (on a pipe) watches it, so
+ * that a cancel or another thread's failure ends the call within
+ * NTDSB_IO_POLL_MS (it then returns NTDSB_E_CANCELLED).
+ * ntdsb_age_in_source_read (ntdsb_age.h) is one.
  */
-typedef int (*ntdsb_read_fn)(void *ctx, void *buf, size_t len, size_t *got, ntdsb_error *err);
+typedef int (*ntdsb_read_fn)(void *ctx, void *buf, size_t len, size_t *got,
+                             atomic_int *stop, ntdsb_error *err);
 
 typedef struct ntdsb_source {
     ntdsb_file fd;      /* NTDSB_NO_FILE when read is used */

@@ -104,6 +104,38 @@ def test_verify_signal_exit_code(big_archive, tmp_path, signum, code):
     assert "interrupted" in text and no_traceback(text)
 
 
+@pytest.fixture
+def big_age_archive(make_dc, tmp_path):
+    """An encrypted archive several times a pipe's buffer, and its identity file."""
+    from ntdsbackup.crypto import X25519Identity, write_identity_file
+
+    make_dc("DC03", size=16 << 20)
+    identity = X25519Identity.generate()
+    key = tmp_path / "key.txt"
+    write_identity_file(key, identity)
+    path = tmp_path / "a.tar.zst.age"
+    backup("DC03", path, chunk_size=256 << 10, truncate=False, recipients=[identity.recipient])
+    return path.read_bytes(), key
+
+
+@pytest.mark.parametrize("signum,code", SIGNALS)
+def test_verify_of_an_encrypted_stream_signal_exit_code(big_age_archive, tmp_path, signum,
+                                                         code):
+    # The engine reads the stalled pipe through the age reader: the signal
+    # must still end it (the reader watches the restore engine's stop flag).
+    data, key = big_age_archive
+    err = tmp_path / "stderr"
+    with open(err, "w") as fh:
+        proc = popen("verify", "-", "-i", key, stdin=subprocess.PIPE,
+                     stdout=subprocess.DEVNULL, stderr=fh)
+    _feed_half(proc, data)
+    proc.send_signal(signum)
+    text = _finish(proc, err)
+    proc.stdin.close()
+    assert proc.returncode == code, text
+    assert "interrupted" in text and no_traceback(text)
+
+
 @pytest.mark.parametrize("signum,code", SIGNALS[1:])
 def test_restore_signal_while_spooling_changes_nothing(big_archive, make_dc, tmp_path, signum,
                                                        code):

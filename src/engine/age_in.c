@@ -52,7 +52,8 @@ struct ntdsb_age_in {
     int done;               /* the final chunk authenticated */
     int failed;
     ntdsb_error err;        /* the sticky failure */
-    atomic_int stop;        /* never set: ntdsb_file_read_some wants one */
+    atomic_int stop;        /* never set: the flag when no caller lends one */
+    atomic_int *stop_ref;   /* the restore's flag during ntdsb_age_in_source_read */
 };
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -208,7 +209,14 @@ static int pipe_next(ntdsb_age_in *in, ntdsb_error *err)
         size_t got = 0;
         int sys_err = 0;
         int io = ntdsb_file_read_some(in->f, in->sealed + in->have, target - in->have, &got,
-                                      in->may_block, &in->stop, &sys_err);
+                                      in->may_block, in->stop_ref ? in->stop_ref : &in->stop,
+                                      &sys_err);
+        if (io == NTDSB_IO_STOPPED) {
+            ntdsb_err_set(err, NTDSB_E_CANCELLED, NULL, in->next_k, 0,
+                          "age chunk %llu: the read was stopped",
+                          (unsigned long long)in->next_k);
+            return NTDSB_E_CANCELLED;
+        }
         if (io == NTDSB_IO_DATA) {
             in->have += got;
             continue;
@@ -367,9 +375,17 @@ uint64_t ntdsb_age_in_tell(const ntdsb_age_in *in)
     return in->pos;
 }
 
-int ntdsb_age_in_source_read(void *in, void *buf, size_t len, size_t *got, ntdsb_error *err)
+int ntdsb_age_in_source_read(void *reader, void *buf, size_t len, size_t *got,
+                             atomic_int *stop, ntdsb_error *err)
 {
-    return ntdsb_age_in_read(in, buf, len, got, err);
+    ntdsb_age_in *in = reader;
+    int rc;
+
+    /* A pipe read watches the restore's own flag for the length of the call. */
+    in->stop_ref = stop;
+    rc = ntdsb_age_in_read(in, buf, len, got, err);
+    in->stop_ref = NULL;
+    return rc;
 }
 
 void ntdsb_age_in_free(ntdsb_age_in *in)

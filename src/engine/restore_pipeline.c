@@ -156,7 +156,7 @@ static int read_full(rpipe *p, uint8_t *buf, size_t want, size_t *got, uint64_t 
                 break;
             }
             ntdsb_err_clear(e);
-            rc = p->in_read(p->in_ctx, buf + have, want - have, &n, e);
+            rc = p->in_read(p->in_ctx, buf + have, want - have, &n, &p->rs.stop, e);
             if (rc != NTDSB_OK) {
                 if (e->status == NTDSB_OK) /* a callback that said nothing */
                     ntdsb_err_set(e, rc < 0 ? rc : NTDSB_E_CALLBACK, "read callback", seq, off,

@@ -18,8 +18,9 @@ cdef extern from "ntdsb_restore.h" nogil:
         double decompress_seconds
         double write_seconds
 
+    # stop is the engine's atomic_int flag, opaque here.
     ctypedef int (*ntdsb_read_fn)(void *ctx, void *buf, size_t len, size_t *got,
-                                  ntdsb_error *err) noexcept nogil
+                                  void *stop, ntdsb_error *err) noexcept nogil
 
     ctypedef struct ntdsb_source:
         ntdsb_file fd
@@ -34,7 +35,7 @@ cdef extern from "ntdsb_restore.h" nogil:
 
 
 cdef extern from "ntdsb_age.h" nogil:
-    int ntdsb_age_in_source_read(void *r, void *buf, size_t len, size_t *got,
+    int ntdsb_age_in_source_read(void *r, void *buf, size_t len, size_t *got, void *stop,
                                  ntdsb_error *err)
 
 

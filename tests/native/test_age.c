@@ -980,9 +980,11 @@ typedef struct failing {
     size_t left;
 } failing;
 
-static int failing_read(void *ctx, void *buf, size_t len, size_t *got, ntdsb_error *err)
+static int failing_read(void *ctx, void *buf, size_t len, size_t *got, atomic_int *stop,
+                        ntdsb_error *err)
 {
     failing *f = ctx;
+    (void)stop;
     *got = 0;
     if (f->left == 0) {
         memset(err, 0, sizeof *err);

@@ -58,22 +58,26 @@ def open_archive(source: ArchiveSource, keys: DecryptionKeys | None = None, *,
                 inp.reader() as fh:
             yield Opened(fh, inp.signed)
         return
-    with _open_plain_or_age(source, keys, threads) as fh:
+    with _open_plain_or_age(source, keys, threads, spool_dir) as fh:
         yield Opened(fh)
 
 
 @contextlib.contextmanager
 def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
-                       threads: int) -> Iterator[BinaryIO]:
+                       threads: int, spool_dir: str | None) -> Iterator[BinaryIO]:
     if source == "-":
-        fd = sys.stdin.fileno()
-        plain = open_plaintext(fd, keys, seekable=False, threads=threads)
-        if plain is not None:
-            with plain:
-                yield plain  # type: ignore[misc]
+        if keys:
+            # An encrypted stream is copied to a private spool first (reads a
+            # signal always ends), then read like a file: the payload reader
+            # decrypts in batches, and a batch read from a stalled pipe would
+            # hold up Ctrl-C until the writer sends more or closes.
+            from .source import ArchiveInput
+
+            with ArchiveInput(source, spool_dir, keys, threads) as inp, inp.reader() as fh:
+                yield fh
             return
         # Not sys.stdin.buffer: a signal must end a read on a stalled pipe.
-        with signal_ended_reader(fd) as fh:
+        with signal_ended_reader(sys.stdin.fileno()) as fh:
             yield fh
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=1 << 20) as fh:

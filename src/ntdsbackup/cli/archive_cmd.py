@@ -104,8 +104,8 @@ def add_parsers(sub, common) -> None:
 def _reader_options(p) -> None:
     add_decryption_options(p)
     p.add_argument("--spool-dir", metavar="DIR",
-                   help="where an archive read from stdin is copied first when its signature "
-                        "must be checked (default: $TMPDIR)")
+                   help="where an archive read from stdin is copied first when it is "
+                        "encrypted or its signature must be checked (default: $TMPDIR)")
 
 
 def stdout_carries_archive(args) -> bool:
