@@ -104,11 +104,18 @@ def decryption_error(exc: EngineError) -> Exception:
 
 
 def open_plaintext(fd: int, keys: DecryptionKeys | None, *, seekable: bool,
-                   threads: int = 0) -> Plaintext | None:
+                   threads: int = 1) -> Plaintext | None:
     """The archive at descriptor `fd` (at its start): a Plaintext when it is
     an age file, None when it is a plain archive (then read `fd` itself,
     still at its start).  On a pipe (seekable false) the envelope is
-    expected exactly when keys are given."""
+    expected exactly when keys are given.
+
+    threads: how many threads open each batch of chunks.  One: the engine
+    reads the payload in its reader thread while its workers decompress, so
+    decryption already runs beside decompression, and on two cores a batch
+    split over more threads only fights the workers (verify of a 512 MiB DC,
+    medians of 5: plain 0.277 s, encrypted 0.265 s with 1 thread, 0.304 s
+    with 2)."""
     from ..crypto import read_header, unwrap
 
     if seekable:

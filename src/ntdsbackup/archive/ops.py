@@ -54,7 +54,7 @@ def open_archive(source: ArchiveSource, keys: DecryptionKeys | None = None, *,
     if trust is not None:
         from .source import ArchiveInput
 
-        with ArchiveInput(source, spool_dir, keys, threads, trust) as inp, \
+        with ArchiveInput(source, spool_dir, keys, trust) as inp, \
                 inp.reader() as fh:
             yield Opened(fh, inp.signed)
         return
@@ -73,7 +73,7 @@ def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
             # hold up Ctrl-C until the writer sends more or closes.
             from .source import ArchiveInput
 
-            with ArchiveInput(source, spool_dir, keys, threads) as inp, inp.reader() as fh:
+            with ArchiveInput(source, spool_dir, keys) as inp, inp.reader() as fh:
                 yield fh
             return
         # Not sys.stdin.buffer: a signal must end a read on a stalled pipe.
@@ -81,7 +81,7 @@ def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
             yield fh
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=1 << 20) as fh:
-            plain = open_plaintext(fh.fileno(), keys, seekable=True, threads=threads)
+            plain = open_plaintext(fh.fileno(), keys, seekable=True)
             if plain is None:
                 yield fh
             else:
@@ -91,7 +91,7 @@ def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
         fd = _fd_of(source)
         plain = None
         if fd is not None and _seekable(source) and isinstance(fd, int):
-            plain = open_plaintext(fd, keys, seekable=True, threads=threads)
+            plain = open_plaintext(fd, keys, seekable=True)
         if plain is None:
             yield source
         else:

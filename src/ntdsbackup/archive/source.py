@@ -32,12 +32,10 @@ class ArchiveInput:
     are read before its data."""
 
     def __init__(self, source: ArchiveSource, spool_dir: str | None,
-                 keys: DecryptionKeys | None = None, threads: int = 0,
-                 trust: Trust | None = None):
+                 keys: DecryptionKeys | None = None, trust: Trust | None = None):
         self.source = source
         self.spool_dir = spool_dir
         self.keys = keys
-        self.threads = threads
         self.trust = trust
         self.signed: SignedFacts | None = None   # what a checked signature vouches for
         self.fd = -1
@@ -72,8 +70,7 @@ class ArchiveInput:
                 self.signed = check(self.fd, detached, self.trust.keys)
             # The header is opened here; every chunk is authenticated as the
             # verification pass reads it, before anything on the DC changes.
-            self.plain = open_plaintext(self.fd, self.keys, seekable=True,
-                                        threads=self.threads)
+            self.plain = open_plaintext(self.fd, self.keys, seekable=True)
             if self.trust is not None and self.signed is None:
                 self.signed = self._embedded_signature()
         except BaseException:

@@ -215,7 +215,7 @@ def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = 
     prov = provider or open_provider()
     emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
-    with ArchiveInput(archive, spool_dir, keys, threads, trust) as inp:
+    with ArchiveInput(archive, spool_dir, keys, trust) as inp:
         docs = inp.documents()
         manifest = docs["manifest"]
         plan = RestorePlan(server, inp.label, manifest)
