@@ -1,13 +1,12 @@
 """The envelope around an archive: an age v1 file whose plaintext is the
 archive, or nothing (a plain ``.tar.zst``).
 
-Every reader goes through :func:`open_plaintext`: given a descriptor at the
-start of what the user named, it tells an age file from a plain archive by
-its first bytes (a file; on a pipe only when keys are given, since nothing
-can be read twice there), opens the header with the keys (ntdsbackup.crypto)
-and hands back a :class:`Plaintext`, which the readers use like a file and
-the engine reads through directly (an AgeReader: chunks decrypted in
-parallel, each authenticated before a byte of it is used).
+Every reader goes through :func:`open_plaintext`: given a descriptor of a
+file (a stream is spooled to one first: ops.open_archive, source.py), it
+tells an age file from a plain archive by its first bytes, opens the header
+with the keys (ntdsbackup.crypto) and hands back a :class:`Plaintext`, which
+the readers use like a file and the engine reads through directly (an
+AgeReader: each chunk authenticated before a byte of it is used).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from .. import _ntdsbcli
 from ..errors import DecryptionError, EngineError
 from ..platform.files import pread
-from ..platform.signals import read_some
+from .frameinput import ENCRYPTED_NEEDS_A_KEY
 
 AGE_MAGIC = b"age-encryption.org/"
 _NONCE_SIZE = 16
@@ -40,12 +39,6 @@ class DecryptionKeys:
 
 def is_age(prefix: bytes) -> bool:
     return prefix.startswith(AGE_MAGIC)
-
-
-def _refuse_plaintext_reading_of_age(first: bytes) -> None:
-    if is_age(first):
-        raise DecryptionError("the archive is encrypted (an age file): give -i/--identity "
-                              "FILE, or the passphrase (--passphrase-file, $NTDSB_PASSPHRASE)")
 
 
 class Plaintext(io.RawIOBase):
@@ -103,12 +96,11 @@ def decryption_error(exc: EngineError) -> Exception:
     return DecryptionError(f"the encrypted archive is damaged or was altered: {exc.detail}")
 
 
-def open_plaintext(fd: int, keys: DecryptionKeys | None, *, seekable: bool,
+def open_plaintext(fd: int, keys: DecryptionKeys | None, *,
                    threads: int = 1) -> Plaintext | None:
-    """The archive at descriptor `fd` (at its start): a Plaintext when it is
-    an age file, None when it is a plain archive (then read `fd` itself,
-    still at its start).  On a pipe (seekable false) the envelope is
-    expected exactly when keys are given.
+    """The archive in the file at descriptor `fd`: a Plaintext when it is an
+    age file, None when it is a plain archive (then read `fd` itself; its
+    position is not moved here).
 
     threads: how many threads open each batch of chunks.  One: the engine
     reads the payload in its reader thread while its workers decompress, so
@@ -118,28 +110,19 @@ def open_plaintext(fd: int, keys: DecryptionKeys | None, *, seekable: bool,
     with 2)."""
     from ..crypto import read_header, unwrap
 
-    if seekable:
-        first = pread(fd, len(AGE_MAGIC), 0)
-        if not is_age(first):
-            return None
-        if not keys:
-            _refuse_plaintext_reading_of_age(first)
-        read = _PositionedReads(fd)
-    else:
-        if not keys:
-            return None              # the plain reader refuses an age file by its magic
-        read = _ExactReads(fd)
-    header = read_header(read)
-    # On a file the parser may have read ahead; the nonce is where the
-    # header ends.  A pipe's reads are exact.
-    nonce = pread(fd, _NONCE_SIZE, header.length) if seekable else read(_NONCE_SIZE)
+    first = pread(fd, len(AGE_MAGIC), 0)
+    if not is_age(first):
+        return None
+    if not keys:
+        raise DecryptionError(ENCRYPTED_NEEDS_A_KEY)
+    header = read_header(_PositionedReads(fd))
+    nonce = pread(fd, _NONCE_SIZE, header.length)
     if len(nonce) != _NONCE_SIZE:
         raise DecryptionError("truncated age file: the header is not followed by a nonce")
-    assert keys is not None
     payload_key = unwrap(header, nonce, identities=keys.identities,
                          passphrase=keys.passphrase)
     start = header.length + _NONCE_SIZE
-    sealed = os.fstat(fd).st_size - start if seekable else None
+    sealed = os.fstat(fd).st_size - start
     try:
         reader = _ntdsbcli.AgeReader(fd, start, sealed, payload_key, threads=threads)
     except EngineError as exc:
@@ -160,30 +143,6 @@ class _PositionedReads:
         return data
 
 
-class _ExactReads:
-    """read(n) of a pipe that never takes a byte more than asked: the age
-    header's parser asks for what it needs, and the payload that follows
-    belongs to the AgeReader."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def __call__(self, n: int) -> bytes:
-        parts, want = [], n
-        while want:
-            block = read_some(self.fd, want)
-            if not block:
-                break
-            parts.append(block)
-            want -= len(block)
-        return b"".join(parts)
-
-
-def refuse_age_magic(first_bytes: bytes) -> None:
-    """For the plain readers: an age file met without keys is named as such."""
-    _refuse_plaintext_reading_of_age(first_bytes)
-
-
 __all__ = ["AGE_MAGIC", "DecryptionKeys", "Plaintext", "decryption_error", "is_age",
-           "open_plaintext", "refuse_age_magic"]
+           "open_plaintext"]
 

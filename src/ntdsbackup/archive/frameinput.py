@@ -175,14 +175,18 @@ class FrameInput:
             yield block
 
 
+# An age file met where a plain archive was expected (no key was given).
+ENCRYPTED_NEEDS_A_KEY = ("the archive is encrypted (an age file): give -i/--identity FILE, "
+                         "or the passphrase (--passphrase-file, $NTDSB_PASSPHRASE)")
+
+
 def unexpected(magic: int, what: str, start: int) -> str:
     """The message for a frame of the wrong kind where `what` should be."""
     if magic == ZSTD_FRAME_MAGIC:
         return (f"a zstd frame without a frame header at offset {start}: not written by "
                 "ntdsbackup (or damaged)")
     if start == 0 and struct.pack("<I", magic) == b"age-":
-        return ("the archive is encrypted (an age file): give -i/--identity FILE, or the "
-                "passphrase (--passphrase-file, $NTDSB_PASSPHRASE)")
+        return ENCRYPTED_NEEDS_A_KEY
     if start == 0 and not SKIPPABLE_MIN <= magic <= SKIPPABLE_MAX:
         return f"not an ntdsbackup archive (bytes {struct.pack('<I', magic).hex()} at offset 0)"
     kind = {FILE_CHUNK_MAGIC: "a file chunk", INDEX_MAGIC: "the seek index"}.get(magic)

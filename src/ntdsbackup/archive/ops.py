@@ -81,7 +81,7 @@ def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
             yield fh
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb", buffering=1 << 20) as fh:
-            plain = open_plaintext(fh.fileno(), keys, seekable=True)
+            plain = open_plaintext(fh.fileno(), keys)
             if plain is None:
                 yield fh
             else:
@@ -91,7 +91,7 @@ def _open_plain_or_age(source: ArchiveSource, keys: DecryptionKeys | None,
         fd = _fd_of(source)
         plain = None
         if fd is not None and _seekable(source) and isinstance(fd, int):
-            plain = open_plaintext(fd, keys, seekable=True)
+            plain = open_plaintext(fd, keys)
         if plain is None:
             yield source
         else:

@@ -70,7 +70,7 @@ class ArchiveInput:
                 self.signed = check(self.fd, detached, self.trust.keys)
             # The header is opened here; every chunk is authenticated as the
             # verification pass reads it, before anything on the DC changes.
-            self.plain = open_plaintext(self.fd, self.keys, seekable=True)
+            self.plain = open_plaintext(self.fd, self.keys)
             if self.trust is not None and self.signed is None:
                 self.signed = self._embedded_signature()
         except BaseException:
