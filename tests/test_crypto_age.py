@@ -811,3 +811,22 @@ def test_module_exports():
     for name in crypto.__all__:
         assert hasattr(crypto, name)
     assert Path(crypto.__file__).parent.name == "crypto"
+
+
+def test_a_reader_refuses_scrypt_work_above_its_limit_unread(monkeypatch):
+    """A hostile header may ask for scrypt at age's 2^22 (4 GiB): refused by
+    default before any scrypt runs; 2^20 is the largest accepted."""
+    from ntdsbackup.crypto import age_header as ah
+
+    def no_scrypt(*args):
+        raise AssertionError("scrypt ran")
+
+    assert ah.READ_WORK_FACTOR == 20
+    made = ah.assemble(KAT_FILE_KEY, [ah.wrap_scrypt("pw", KAT_FILE_KEY, work_factor=1)],
+                       b"\xaa" * 16)
+    monkeypatch.setattr(ah, "_scrypt_key", no_scrypt)
+    for wf in (21, 22):
+        text = made.header.replace(b" 1\n", f" {wf}\n".encode(), 1)
+        header = ah.read_header(io.BytesIO(text).read)
+        with pytest.raises(DecryptionError, match="exceeds the limit"):
+            ah.unwrap(header, b"\xaa" * 16, passphrase="pw")

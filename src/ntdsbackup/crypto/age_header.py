@@ -49,6 +49,11 @@ MAX_HEADER = 1 << 20                 # far above any real header (168 bytes a re
 MAX_STANZAS = 1024
 DEFAULT_WORK_FACTOR = 18             # what age writes
 MAX_WORK_FACTOR = 22                 # what age accepts
+# What a reader accepts unless told otherwise: scrypt at 2^N takes 2^N KiB
+# of memory, so a hostile header asking for age's 2^22 would take 4 GiB (and
+# about 20 s here).  age and rage write 18 (256 MiB); rage tunes up to about
+# a second of work, 19 or 20 on a fast machine.  2^20: 1 GiB, about 6 s.
+READ_WORK_FACTOR = 20
 
 _X25519_INFO = b"age-encryption.org/v1/X25519"
 _SCRYPT_SALT_LABEL = b"age-encryption.org/v1/scrypt"
@@ -419,8 +424,9 @@ def _unwrap_scrypt(stanza: Stanza, passphrase: bytes, max_work_factor: int) -> b
 
 def unwrap(header: Header, nonce: bytes, identities: Iterable[X25519Identity] = (),
            passphrase: str | bytes | None = None,
-           max_work_factor: int = MAX_WORK_FACTOR) -> bytes:
-    """The payload key, once a file key is unwrapped and the header MAC holds."""
+           max_work_factor: int = READ_WORK_FACTOR) -> bytes:
+    """The payload key, once a file key is unwrapped and the header MAC holds.
+    A scrypt work factor above max_work_factor is refused unread."""
     identities = list(identities)
     if not identities and passphrase is None:
         raise ValueError("no identity and no passphrase to decrypt with")
