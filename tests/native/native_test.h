@@ -1,7 +1,7 @@
 /*
  * native_test.h - the tiny harness test_pipeline.c and test_restore.c share:
  * the counters and CHECK macros of native_check.h (which the Windows driver
- * uses alone), a monotonic clock, sleeps, the process's thread count (every
+ * uses alone), a temporary file holding given bytes, a monotonic clock, sleeps, the process's thread count (every
  * engine call must leave it where it was) and timing a shell command for the
  * benchmarks.
  *
@@ -15,12 +15,37 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "native_check.h"
+
+/* A deleted temporary file holding the n bytes at b, positioned at 0. */
+static inline int file_from_bytes(const uint8_t *b, size_t n)
+{
+    char path[] = "/tmp/ntdsb_native_XXXXXX";
+    int fd = mkstemp(path);
+    size_t done = 0;
+    if (fd < 0) {
+        perror("mkstemp");
+        exit(2);
+    }
+    unlink(path);
+    while (done < n) {
+        ssize_t w = write(fd, b + done, n - done);
+        if (w <= 0) {
+            perror("write");
+            exit(2);
+        }
+        done += (size_t)w;
+    }
+    lseek(fd, 0, SEEK_SET);
+    return fd;
+}
 
 static inline double now(void)
 {

@@ -108,28 +108,6 @@ static uint8_t *seal_all(const uint8_t *p, size_t n, unsigned threads, size_t *o
     return out;
 }
 
-static int file_from(const uint8_t *b, size_t n)
-{
-    char path[] = "/tmp/ntdsb_test_age_XXXXXX";
-    int fd = mkstemp(path);
-    size_t done = 0;
-    if (fd < 0) {
-        perror("mkstemp");
-        exit(2);
-    }
-    unlink(path);
-    while (done < n) {
-        ssize_t w = write(fd, b + done, n - done);
-        if (w <= 0) {
-            perror("write");
-            exit(2);
-        }
-        done += (size_t)w;
-    }
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
-
 static void blake2b(const uint8_t *b, size_t n, uint8_t out[64])
 {
     unsigned int len = 0;
@@ -339,7 +317,7 @@ static void expect_bad(const char *name, const uint8_t *s, size_t len, long long
             CHECK_EQ_INT(err.offset, (uint64_t)k * CH);
     }
     {
-        int fd = file_from(s, len);
+        int fd = file_from_bytes(s, len);
         ntdsb_age_in *in = NULL;
         ntdsb_error err;
         int rc = ntdsb_age_in_open(&in, fd, 0, len, KEY, 2, &err);
@@ -496,7 +474,7 @@ static void test_pread(void)
     file = xmalloc(hdr + len);
     memset(file, 'H', hdr);
     memcpy(file + hdr, s, len);
-    fd = file_from(file, hdr + len);
+    fd = file_from_bytes(file, hdr + len);
     CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, hdr, len, KEY, 2, &err), NTDSB_OK);
     CHECK_EQ_INT(ntdsb_age_in_size(in), n);
     for (i = 0; i < 300; i++) {
@@ -536,7 +514,7 @@ static void test_pread(void)
 
     /* A damaged middle chunk: pread elsewhere works, over it fails (chunk 20). */
     file[hdr + 20 * SEALED + 77] ^= 4;
-    fd = file_from(file, hdr + len);
+    fd = file_from_bytes(file, hdr + len);
     CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, hdr, len, KEY, 1, &err), NTDSB_OK);
     {
         size_t got;
@@ -552,19 +530,19 @@ static void test_pread(void)
     /* A damaged final chunk: refused at open. */
     file[hdr + 20 * SEALED + 77] ^= 4;
     file[hdr + len - 3] ^= 4;
-    fd = file_from(file, hdr + len);
+    fd = file_from_bytes(file, hdr + len);
     CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, hdr, len, KEY, 1, &err), NTDSB_E_CORRUPT);
     CHECK(in == NULL);
     close(fd);
     /* A length no payload has: refused at open. */
-    fd = file_from(file, hdr + len);
+    fd = file_from_bytes(file, hdr + len);
     CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, hdr, SEALED + 5, KEY, 1, &err), NTDSB_E_CORRUPT);
     close(fd);
     /* Empty plaintext. */
     {
         size_t el = 0, got = 7;
         uint8_t *e = seal_all(NULL, 0, 1, &el);
-        fd = file_from(e, el);
+        fd = file_from_bytes(e, el);
         CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, 0, el, KEY, 1, &err), NTDSB_OK);
         CHECK_EQ_INT(ntdsb_age_in_size(in), 0);
         CHECK_EQ_INT(ntdsb_age_in_read(in, buf, 10, &got, &err), NTDSB_OK);
@@ -1053,18 +1031,18 @@ static void test_restore_from(void)
     }
 
     /* The reference: the stream from a descriptor. */
-    plain_fd = file_from(c.buf, c.len);
-    out1 = file_from(NULL, 0);
+    plain_fd = file_from_bytes(c.buf, c.len);
+    out1 = file_from_bytes(NULL, 0);
     r = ntdsb_restore_file(plain_fd, out1, size, &rc, NULL, NULL, NULL, &h_plain, &err);
     CHECK_EQ_INT(r, NTDSB_OK);
 
     /* The same stream sealed, seekable reader as the source. */
-    age_fd = file_from(s, len);
+    age_fd = file_from_bytes(s, len);
     CHECK_EQ_INT(ntdsb_age_in_open(&in, age_fd, 0, len, KEY, 2, &err), NTDSB_OK);
     src.fd = NTDSB_NO_FILE;
     src.read = ntdsb_age_in_source_read;
     src.ctx = in;
-    out2 = file_from(NULL, 0);
+    out2 = file_from_bytes(NULL, 0);
     r = ntdsb_restore_from(&src, out2, size, &rc, NULL, NULL, NULL, &h_age, &err);
     CHECK_EQ_INT(r, NTDSB_OK);
     CHECK(memcmp(h_plain.bytes, h_age.bytes, 16) == 0);
@@ -1096,7 +1074,7 @@ static void test_restore_from(void)
         int fd;
         memcpy(d, s, len);
         d[30 * SEALED + 3] ^= 1;
-        fd = file_from(d, len);
+        fd = file_from_bytes(d, len);
         CHECK_EQ_INT(ntdsb_age_in_open(&in, fd, 0, len, KEY, 2, &err), NTDSB_OK);
         src.read = ntdsb_age_in_source_read;
         src.ctx = in;
@@ -1212,7 +1190,7 @@ static int bench(size_t mb)
 
         if (ntdsb_age_seal(KEY, 0, p, n, 1, s, &sl, 2, &err) != NTDSB_OK)
             return 1;
-        fd = file_from(s, sl);
+        fd = file_from_bytes(s, sl);
         t0 = now();
         if (ntdsb_age_in_open(&in, fd, 0, sl, KEY, t, &err) != NTDSB_OK)
             return 1;

@@ -139,29 +139,6 @@ static HRESULT fake_read(HBC hbc, PVOID pv, DWORD cb, PDWORD pcb)
     return 0;
 }
 
-/* A temp file holding n bytes, positioned at 0. */
-static int file_from_bytes(const uint8_t *b, size_t n)
-{
-    char path[] = "/tmp/ntdsb_test_restore_XXXXXX";
-    int fd = mkstemp(path);
-    size_t done = 0;
-    if (fd < 0) {
-        perror("mkstemp");
-        exit(2);
-    }
-    unlink(path);
-    while (done < n) {
-        ssize_t w = write(fd, b + done, n - done);
-        if (w <= 0) {
-            perror("write");
-            exit(2);
-        }
-        done += (size_t)w;
-    }
-    lseek(fd, 0, SEEK_SET);
-    return fd;
-}
-
 static int temp_file(void)
 {
     return file_from_bytes(NULL, 0);

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .. import _ntdsbcli
 from ..errors import DecryptionError, EngineError
-from ..platform.files import pread
+from ..platform.files import PositionedReads, pread
 from .frameinput import ENCRYPTED_NEEDS_A_KEY
 
 AGE_MAGIC = b"age-encryption.org/"
@@ -115,7 +115,7 @@ def open_plaintext(fd: int, keys: DecryptionKeys | None, *,
         return None
     if not keys:
         raise DecryptionError(ENCRYPTED_NEEDS_A_KEY)
-    header = read_header(_PositionedReads(fd))
+    header = read_header(PositionedReads(fd))
     nonce = pread(fd, _NONCE_SIZE, header.length)
     if len(nonce) != _NONCE_SIZE:
         raise DecryptionError("truncated age file: the header is not followed by a nonce")
@@ -128,19 +128,6 @@ def open_plaintext(fd: int, keys: DecryptionKeys | None, *,
     except EngineError as exc:
         raise decryption_error(exc) from None
     return Plaintext(reader, start)
-
-
-class _PositionedReads:
-    """read(n) from offset 0 of a file, by pread: the descriptor's own
-    position stays at the start for whoever reads it next."""
-
-    def __init__(self, fd: int):
-        self.fd, self.at = fd, 0
-
-    def __call__(self, n: int) -> bytes:
-        data = pread(self.fd, n, self.at)
-        self.at += len(data)
-        return data
 
 
 __all__ = ["AGE_MAGIC", "DecryptionKeys", "Plaintext", "decryption_error", "is_age",

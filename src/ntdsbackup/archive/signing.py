@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SignatureError
-from ..platform.files import pread
+from ..platform.files import PositionedReads
 
 SIGNATURE_SUFFIX = ".minisig"
 COMMENT_FORMAT = "ntdsbackup-1"
@@ -97,12 +97,9 @@ class SignedFacts:
 def stored_digest(fd: int) -> bytes:
     """BLAKE2b-512 of a whole file, read by position (the descriptor's own
     position is left alone); hashlib releases the GIL on large blocks."""
-    h = hashlib.blake2b(digest_size=64)
-    at = 0
-    while block := pread(fd, _READ_BLOCK, at):
-        h.update(block)
-        at += len(block)
-    return h.digest()
+    from ..crypto import blake2b_file
+
+    return blake2b_file(PositionedReads(fd), _READ_BLOCK)
 
 
 def read_signature_file(path: os.PathLike[str] | str) -> str:
@@ -137,15 +134,17 @@ def check_embedded(fh, signature: tuple[str, int], trusted_keys: Sequence[object
     text, offset = signature
     sig = minisign.Signature.parse(text)
     fh.seek(0)
-    h = hashlib.blake2b(digest_size=64)
     left = offset
-    while left:
-        block = fh.read(min(_READ_BLOCK, left))
-        if not block:
+
+    def before_the_frame(n: int) -> bytes:
+        nonlocal left
+        block = fh.read(min(n, left)) if left else b""
+        if left and not block:
             raise SignatureError("the archive ends before its signature frame")
-        h.update(block)
         left -= len(block)
-    key = minisign.verify(sig, h.digest(), trusted_keys)
+        return block
+    key = minisign.verify(sig, minisign.blake2b_file(before_the_frame, _READ_BLOCK),
+                          trusted_keys)
     return _facts(sig.trusted_comment, key)
 
 

@@ -17,7 +17,7 @@ from ..errors import KeyFileError
 from .credentials import PASSPHRASE, PasswordError, read_password
 
 __all__ = ["KeyFileError", "add_decryption_options", "add_encryption_options",
-           "decryption_keys", "encryption", "read_key_file", "trust"]
+           "decryption_keys", "encryption", "identities_in", "read_key_file", "trust"]
 
 MAX_KEY_FILE = 16 << 20          # age's own limit for an identity file
 
@@ -84,8 +84,6 @@ def encryption(args) -> dict:
             recipients += read_recipients(read_key_file(path, "--recipients-file"))
     except ValueError as exc:
         raise KeyFileError(f"recipient: {exc}") from None
-    if args.recipients_file and not recipients:
-        raise KeyFileError("--recipients-file lists no recipient")
     passphrase = _passphrase(args, stdin_is_data=False, confirm=True)
     if recipients and passphrase is not None:
         raise PasswordError("encrypt to recipients or with a passphrase, not both (age allows "
@@ -100,20 +98,21 @@ def encryption(args) -> dict:
     return {"recipients": recipients, "passphrase": passphrase, "signing_key": signing_key}
 
 
-def decryption_keys(args, *, stdin_is_data: bool = False) -> DecryptionKeys | None:
-    """The identities and passphrase a reader may decrypt with, or None."""
+def identities_in(data: bytes, where: str) -> list:
+    """The age identities of an identity file's bytes (at least one)."""
     from ..crypto import read_identities
 
+    try:
+        return read_identities(data)
+    except ValueError as exc:
+        raise KeyFileError(f"{where}: {exc}") from None
+
+
+def decryption_keys(args, *, stdin_is_data: bool = False) -> DecryptionKeys | None:
+    """The identities and passphrase a reader may decrypt with, or None."""
     identities = []
     for path in args.age_identities:
-        data = read_key_file(path, "--identity")
-        try:
-            found = read_identities(data)
-        except ValueError as exc:
-            raise KeyFileError(f"--identity {path}: {exc}") from None
-        if not found:
-            raise KeyFileError(f"--identity {path} holds no identity")
-        identities += found
+        identities += identities_in(read_key_file(path, "--identity"), f"--identity {path}")
     passphrase = _passphrase(args, stdin_is_data=stdin_is_data, confirm=False)
     keys = DecryptionKeys(identities, passphrase)
     return keys if keys else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import print_json, say
-from .crypto_options import KeyFileError, read_key_file
+from .crypto_options import KeyFileError, identities_in, read_key_file
 
 
 def add_parsers(sub, common) -> None:
@@ -60,7 +60,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_public(args) -> int:
-    from ..crypto import SigningKey, read_identities
+    from ..crypto import SigningKey
 
     data = read_key_file(args.file, "key file")
     if data.lstrip().startswith(b"untrusted comment:"):
@@ -70,13 +70,7 @@ def cmd_public(args) -> int:
             raise KeyFileError(f"{args.file}: {exc}") from None
         kind, public = "minisign", [key.public_key.line]
     else:
-        try:
-            identities = read_identities(data)
-        except ValueError as exc:
-            raise KeyFileError(f"{args.file}: {exc}") from None
-        if not identities:
-            raise KeyFileError(f"{args.file} holds no age identity")
-        kind, public = "age", [i.recipient.text for i in identities]
+        kind, public = "age", [i.recipient.text for i in identities_in(data, args.file)]
     if args.json:
         print_json({"event": "public", "kind": kind, "public": public})
     else:

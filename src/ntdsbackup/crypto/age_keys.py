@@ -151,48 +151,40 @@ def _lines(text: str | bytes, what: str) -> Iterable[tuple[int, str]]:
         yield number, line
 
 
-def read_identities(text: str | bytes) -> list[X25519Identity]:
-    """The identities in an identity file's text (age-keygen's layout, or
-    several keys): comments (``#`` in column 0) and empty lines skipped."""
-    found: list[X25519Identity] = []
-    for number, line in _lines(text, "identity"):
+def _read_keys(text: str | bytes, what: str, noun: str, plural: str, others, parse):
+    """The keys of a key file (identities or recipients): one a line, `#`
+    in column 0 and empty lines skipped, other key types named, at least one."""
+    found = []
+    for number, line in _lines(text, what):
         if not line or line.startswith("#"):
             continue
         if line != line.strip():
-            raise KeyFormatError(f"identity file line {number}: whitespace around the key")
-        for prefix, kind in _OTHER_IDENTITIES:
+            raise KeyFormatError(f"{what} file line {number}: whitespace around the key")
+        for prefix, kind in others:
             if line.startswith(prefix):
-                raise KeyFormatError(f"identity file line {number}: {kind} identities are "
+                raise KeyFormatError(f"{what} file line {number}: {kind} {plural} are "
                                      "not supported")
         try:
-            found.append(X25519Identity.from_text(line))
+            found.append(parse(line))
         except KeyFormatError as exc:
-            raise KeyFormatError(f"identity file line {number}: {exc}") from None
+            raise KeyFormatError(f"{what} file line {number}: {exc}") from None
     if not found:
-        raise KeyFormatError("identity file holds no identity")
+        raise KeyFormatError(f"{what} file holds no {noun}")
     return found
+
+
+def read_identities(text: str | bytes) -> list[X25519Identity]:
+    """The identities in an identity file's text (age-keygen's layout, or
+    several keys): comments (``#`` in column 0) and empty lines skipped."""
+    return _read_keys(text, "identity", "identity", "identities", _OTHER_IDENTITIES,
+                      X25519Identity.from_text)
 
 
 def read_recipients(text: str | bytes) -> list[X25519Recipient]:
     """The recipients in a recipients file: one ``age1…`` a line, comments
     (``#`` in column 0) and empty lines skipped."""
-    found: list[X25519Recipient] = []
-    for number, line in _lines(text, "recipients"):
-        if not line or line.startswith("#"):
-            continue
-        if line != line.strip():
-            raise KeyFormatError(f"recipients file line {number}: whitespace around the key")
-        for prefix, kind in _OTHER_RECIPIENTS:
-            if line.startswith(prefix):
-                raise KeyFormatError(f"recipients file line {number}: {kind} recipients are "
-                                     "not supported")
-        try:
-            found.append(X25519Recipient.from_text(line))
-        except KeyFormatError as exc:
-            raise KeyFormatError(f"recipients file line {number}: {exc}") from None
-    if not found:
-        raise KeyFormatError("recipients file holds no recipient")
-    return found
+    return _read_keys(text, "recipients", "recipient", "recipients", _OTHER_RECIPIENTS,
+                      X25519Recipient.from_text)
 
 
 def identity_file_text(identity: X25519Identity, created: _dt.datetime | None = None) -> str:

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["Directory", "FileExists", "OPEN_RDWR", "OPEN_READ", "PRIVATE_DIR_MODE",
-           "PRIVATE_DIR_SDDL", "PRIVATE_FILE_SDDL", "PRIVATE_MODE", "commit",
+           "PositionedReads", "PRIVATE_DIR_SDDL", "PRIVATE_FILE_SDDL", "PRIVATE_MODE", "commit",
            "copy_mode_and_owner", "create_private", "fsync_dir", "fsync_file", "is_dot_name",
            "make_private_dirs", "open_private", "os_handle", "pread", "pwrite", "regular_mode",
            "remove_quietly", "set_binary", "set_hidden", "sync_all", "windows_fd_flags",
@@ -308,6 +308,19 @@ def regular_mode(path: os.PathLike | str) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     return st if stat.S_ISREG(st.st_mode) else None
+
+
+class PositionedReads:
+    """read(n) of a file from `start` on, by pread: the descriptor's own
+    position stays where it is for whoever reads it next."""
+
+    def __init__(self, fd: int, start: int = 0):
+        self.fd, self.at = fd, start
+
+    def __call__(self, n: int) -> bytes:
+        data = pread(self.fd, n, self.at)
+        self.at += len(data)
+        return data
 
 
 def write_all(fd: int, data) -> None:
