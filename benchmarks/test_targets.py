@@ -52,6 +52,33 @@ def test_restore_vs_zstd_d(comparison):
     assert comparison["restore_ratios"]["engine-restore/zstd-d-1thread"] >= 1.5
 
 
+# Issue 14: against the strongest stock parallel peer (pzstd, with as many
+# threads as the engine) and against this machine's limits, 1 GiB on tmpfs.
+
+def test_backup_vs_pzstd(comparison):
+    assert comparison["backup_ratios"]["engine/pzstd"] >= 1.1
+
+
+def test_backup_vs_compression_limit(comparison):
+    # The limit: threads x zstd -b's single-core compression rate on the file.
+    assert comparison["backup_ratios"]["engine/compression-limit"] >= 0.8
+
+
+def test_restore_vs_pzstd_d(comparison):
+    # pzstd -d has the restore's file life cycle (beside, fsync, rename, delete).
+    assert comparison["restore_ratios"]["engine-restore/pzstd-d"] >= 1.2
+
+
+def test_restore_vs_copy_limit(comparison):
+    # The limit: cp of the same bytes with the same file life cycle.
+    assert comparison["restore_ratios"]["engine-restore/copy-limit"] >= 0.9
+
+
+def test_verify_vs_pzstd_t(comparison):
+    # pzstd -t: its parallel decompression to nothing.
+    assert comparison["verify_ratios"]["engine-verify/pzstd-t"] >= 1.1
+
+
 def test_latency_model_overlap():
     report = bench.latency_model(min(SIZE, 512 << 20), repeat=REPEAT, work_dir=work_base())
     _save("latency_model", report)
@@ -61,6 +88,11 @@ def test_latency_model_overlap():
 def test_encryption_costs_at_most_ten_percent_of_a_backup(comparison):
     # engine/engine-age: plain over encrypted, same run, same DC.
     assert comparison["backup_ratios"]["engine/engine-age"] <= 1 / 0.9
+
+
+def test_page_checks_cost_at_most_five_percent_of_a_backup(comparison):
+    # engine/engine-no-pages: with the checks over without, same run, same DC.
+    assert comparison["backup_ratios"]["engine/engine-no-pages"] >= 0.95
 
 
 def test_decryption_costs_at_most_ten_percent_of_a_restore(comparison):

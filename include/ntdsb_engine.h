@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ntdsb_pages.h"
 #include "ntdsb_provider.h"
 
 #ifdef __cplusplus
@@ -87,9 +88,18 @@ typedef struct ntdsb_backup_config {
     int level;             /* zstd compression level */
     int serial;            /* 1: one buffer, no threads: read, hash, compress, write
                               in turn (the no-overlap baseline) */
+    ntdsb_pages *pages;    /* NULL: no page checking.  Else the caller has
+                              ntdsb_pages_init()ed it for this file; the workers and
+                              the writer check every ESE unit of the file as it passes
+                              (ntdsb_pages.h), and the results are valid when
+                              ntdsb_backup_file returns, on success or failure (after
+                              a failure they cover the chunks that got that far).  The
+                              archive bytes do not change.  Not shared between
+                              concurrent calls. */
 } ntdsb_backup_config;
 
-/* Fill *cfg with the defaults (1 MiB chunks, level 1, threads = CPU count). */
+/* Fill *cfg with the defaults (1 MiB chunks, level 1, threads = CPU count,
+ * pages = NULL). */
 void ntdsb_backup_config_init(ntdsb_backup_config *cfg);
 
 /* Number of online CPUs (at least 1). */

@@ -22,6 +22,14 @@ typedef struct ntdsb_restore_config {
     uint32_t ring_depth;   /* frames in flight, >= 2 (0 = threads + 2) */
     uint32_t max_raw_size; /* largest raw_size a chunk header may claim (hostile-input
                               bound; 0 = NTDSB_CHUNK_MAX) */
+    ntdsb_pages *pages;    /* NULL: no page checking.  Else the caller has
+                              ntdsb_pages_init()ed it for this file: the workers check
+                              each verified chunk's ESE units, the calling thread the
+                              rest in order (ntdsb_pages.h); the results are valid when
+                              the call returns, on success or failure (after a failure
+                              they cover the chunks that got that far).  Set it (NULL)
+                              explicitly: a config filled field by field must not
+                              leave it uninitialised. */
 } ntdsb_restore_config;
 
 typedef struct ntdsb_restore_stats {

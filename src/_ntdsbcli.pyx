@@ -11,6 +11,7 @@ import os as _os
 
 include "pyx/libs.pxi"
 include "pyx/abi.pxi"
+include "pyx/pages.pxi"
 include "pyx/engine.pxi"
 include "pyx/age.pxi"
 include "pyx/provider.pxi"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,43 @@ def ese_sample(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared sample {name} is not present next to the project")
     return path
+
+# Variables the object-storage fixture replaces: the machine's own AWS
+# settings must not reach the tests' Ceph, nor its credentials leak there.
+_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                  "AWS_REGION")
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real Ceph cluster (tests/s3server.py) for the session: one monitor,
+    one OSD, radosgw on a loopback port and an S3 user, exported through
+    the standard variables (the package reads nothing else).  Stopped by
+    PID and removed at the end.  Missing Ceph packages fail the test."""
+    from ntdsbackup.storage.client import forget_clients
+    from s3server import CephS3, missing_programs
+
+    missing = missing_programs()
+    if missing:
+        pytest.fail(f"the object-storage tests need a Ceph cluster, and {', '.join(missing)} "
+                    "is not installed: run `make deps-test` (Debian packages ceph-mon, "
+                    "ceph-osd, radosgw, ceph-common)", pytrace=False)
+    root = Path(tempfile.mkdtemp(prefix="ntdsb-ceph-"))
+    server = CephS3(root)
+    saved = {k: os.environ.get(k) for k in (*_AWS_VARIABLES, *server.environment())}
+    try:
+        server.start()
+        for name in _AWS_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(server.environment())
+        forget_clients()
+        yield server
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        forget_clients()
+        shutil.rmtree(root, ignore_errors=True)

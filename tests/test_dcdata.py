@@ -237,10 +237,23 @@ def flip(path: Path, offset: int, mask: int = 1) -> None:
         f.write(bytes([b ^ mask]))
 
 
-def test_damage_flipped_page_bit(dc, tmp_path):
+def test_damage_one_flipped_bit_is_corrected(dc, tmp_path):
+    # ESE's ECC corrects a single flipped bit when it reads the page: the DC
+    # boots, and the check names the page and the bit.
+    ntds = fresh_copy(dc, tmp_path)
+    cb = u32((ntds / "ntds.dit").read_bytes()[:4096], 236)
+    flip(ntds / "ntds.dit", (7 + 1) * cb + 1000, 0x10)
+    rep = dcdata.check_consistency(ntds)
+    assert rep.ok, rep.problems
+    assert rep.pages_correctable == 1 and rep.pages_bad == 0
+    assert any("ntds.dit: page 7: a single flipped bit (bit 8004)" in w
+               for w in rep.warnings), rep.warnings
+
+
+def test_damage_two_flipped_bits(dc, tmp_path):
     def damage(ntds):
         cb = u32((ntds / "ntds.dit").read_bytes()[:4096], 236)
-        flip(ntds / "ntds.dit", (7 + 1) * cb + 1000)
+        flip(ntds / "ntds.dit", (7 + 1) * cb + 1000, 0x11)
 
     probs = problems_after(dc, tmp_path, damage)
     assert any("ntds.dit: page 7: bad checksum" in p for p in probs), probs

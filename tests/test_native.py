@@ -58,7 +58,8 @@ def test_emulator_under_valgrind(tmp_path):
 @pytest.mark.parametrize("script,binary", [("build_pipeline.sh", "test_pipeline"),
                                            ("build_restore.sh", "test_restore"),
                                            ("build_age.sh", "test_age"),
-                                           ("build_age.sh", "test_age_none")])
+                                           ("build_age.sh", "test_age_none"),
+                                           ("build_pages.sh", "test_pages")])
 @pytest.mark.parametrize("mode", ["plain", "asan"])
 def test_engine_native(tmp_path, script, binary, mode):
     _run(script, mode, tmp_path)
@@ -71,7 +72,8 @@ def test_engine_native(tmp_path, script, binary, mode):
 @pytest.mark.parametrize("script,binary", [("build_pipeline.sh", "test_pipeline"),
                                            ("build_restore.sh", "test_restore"),
                                            ("build_age.sh", "test_age"),
-                                           ("build_age.sh", "test_age_none")])
+                                           ("build_age.sh", "test_age_none"),
+                                           ("build_pages.sh", "test_pages")])
 def test_engine_under_valgrind(tmp_path, script, binary):
     _run(script, "plain", tmp_path)
     # Timing-sensitive cases get ten times the slack under valgrind.

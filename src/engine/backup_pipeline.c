@@ -46,6 +46,7 @@ typedef struct slot {
     uint64_t seq;                          /* chunk index it holds */
     uint32_t raw_size;
     uint32_t frame_size;
+    int pages_checked;                     /* ntdsb_pages_worker checked its units */
     int state;                             /* enum ntdsb_slot_state; under p->rs.mu */
 } slot;
 
@@ -53,6 +54,7 @@ typedef struct worker {
     alignas(NTDSB_CACHE_LINE) struct pipeline *p;
     ZSTD_CCtx *cctx;
     double compress_seconds; /* own counter, summed after the join */
+    ntdsb_page_tally tally;  /* own page results, merged after the join */
 } worker;
 
 typedef struct pipeline {
@@ -68,6 +70,7 @@ typedef struct pipeline {
     slot *slots;
     worker *workers;
     const ntdsb_sink *sink;
+    ntdsb_pages *pages; /* cfg->pages: NULL or the caller's checker */
 
     /* Reader-owned (the reader thread, or the caller in serial mode).  Read
      * by others only after the join. */
@@ -251,6 +254,12 @@ static int compress_chunk(pipeline *p, worker *w, slot *s, ntdsb_error *e)
     size_t r;
 
     ntdsb_hash_canonical(XXH3_128bits(s->in, s->raw_size), &h.hash);
+    /* Page checks right after the hash, while the chunk is still in cache.
+     * Before the geometry is known this does nothing and the writer checks
+     * the chunk instead (the slot remembers which). */
+    s->pages_checked = p->pages != NULL &&
+                       ntdsb_pages_worker(p->pages, &w->tally, s->in, s->raw_size,
+                                          s->seq * p->chunk_size);
     r = ZSTD_compress2(w->cctx, s->out + NTDSB_CHUNK_HEADER_SIZE,
                        p->out_cap - NTDSB_CHUNK_HEADER_SIZE, s->in, s->raw_size);
     w->compress_seconds += ntdsb_now() - t0;
@@ -304,6 +313,10 @@ static int write_chunk(pipeline *p, slot *s, ntdsb_error *e)
     p->stream_offset += len;
     p->bytes_written += len;
     p->chunks_written++;
+    /* In order, with the raw chunk still in the slot: the head, units across
+     * chunk boundaries, and whatever no worker checked. */
+    if (p->pages != NULL)
+        ntdsb_pages_in_order(p->pages, s->in, s->raw_size, off, s->pages_checked);
     if (p->table != NULL && ntdsb_chunk_table_append(p->table, &ent) != NTDSB_OK) {
         ntdsb_err_set(e, NTDSB_E_NOMEM, "realloc", s->seq, off,
                       "out of memory growing the chunk table at chunk %llu",
@@ -592,6 +605,7 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
     p->cancel.fn = cancel;
     p->cancel.ctx = cancel_ctx;
     p->table = table;
+    p->pages = rc_cfg.pages;
     atomic_init(&p->rs.stop, 0);
     ntdsb_err_clear(&p->rs.err);
 
@@ -610,6 +624,12 @@ int ntdsb_backup_file(const ntdsb_provider *prov, HBC hbc, uint64_t file_size,
             rc = run_threaded(p, err);
     }
 
+    if (p->pages != NULL) {
+        /* Every thread is joined: the worker tallies are final. */
+        ntdsb_pages_finish(p->pages);
+        for (i = 0; p->workers != NULL && i < p->nworkers; i++)
+            ntdsb_pages_merge(p->pages, &p->workers[i].tally);
+    }
     if (rc == NTDSB_OK && file_hash != NULL)
         ntdsb_hash_canonical(XXH3_128bits_digest(p->file_state), file_hash);
     if (stats != NULL) {

@@ -54,6 +54,7 @@ void ntdsb_backup_config_init(ntdsb_backup_config *cfg)
     cfg->threads = ntdsb_cpu_count();
     cfg->level = 1;
     cfg->serial = 0;
+    cfg->pages = NULL;
 }
 
 int ntdsb_config_resolve(const ntdsb_backup_config *in, ntdsb_backup_config *out,
@@ -89,7 +90,7 @@ int ntdsb_config_resolve(const ntdsb_backup_config *in, ntdsb_backup_config *out
                       ZSTD_maxCLevel());
         return NTDSB_E_CONFIG;
     }
-    *out = *in;
+    *out = *in; /* pages too: the pipeline checks into the caller's ntdsb_pages */
     if (out->ring_depth == 0) {
         uint32_t d = in->threads + 2u;
         out->ring_depth = d > NTDSB_RING_MAX ? NTDSB_RING_MAX : d;

@@ -60,6 +60,7 @@ typedef struct slot {
     uint32_t raw_size;
     uint32_t frame_size;
     ntdsb_hash128 hash;                       /* from the chunk header */
+    int pages_checked;                        /* ntdsb_pages_worker checked its units */
     int rc;                                   /* worker's result (NTDSB_OK or the error in err) */
     int state;                                /* enum ntdsb_slot_state; under p->rs.mu */
     ntdsb_error err;                          /* the worker's failure, reported in order */
@@ -70,6 +71,7 @@ typedef struct worker {
     ZSTD_DCtx *dctx;
     double seconds;       /* own counters, summed after the join */
     double write_seconds; /* pwrite() of its chunks (regular-file outputs) */
+    ntdsb_page_tally tally; /* own page results, merged after the join */
 } worker;
 
 typedef struct rpipe {
@@ -88,6 +90,7 @@ typedef struct rpipe {
     int out_positional; /* out_fd is a regular file: workers pwrite() their own chunks */
     ntdsb_file out_pos; /* what they pwrite() to: out_fd's positional twin (platform.h) */
     ntdsb_restore_stats *live; /* caller's stats: bytes_out kept current for the hook */
+    ntdsb_pages *pages;   /* cfg->pages: NULL or the caller's checker */
 
     /* Reader-owned; read by others only after the join (or, raw_cap /
      * frame_cap, through a slot published under the mutex). */
@@ -384,6 +387,8 @@ static int decode_chunk(worker *w, slot *s)
     char detail[160];
     size_t n;
 
+    s->pages_checked = 0; /* the slot's last chunk may have set it */
+
     /* The header is only a claim about the frame: check the frame's own
      * content size, and that frame_size covers exactly one frame (one-shot
      * decompression would otherwise happily decode a second frame, or a
@@ -431,6 +436,10 @@ static int decode_chunk(worker *w, slot *s)
     ntdsb_hash_canonical(XXH3_128bits(s->raw, s->raw_size), &got);
     if (memcmp(got.bytes, s->hash.bytes, sizeof s->hash.bytes) != 0)
         return corrupt(e, seq, off, "XXH3_128bits", "XXH3-128 mismatch", NULL);
+    /* Only verified data is page-checked, also while still in cache.  Before
+     * the geometry is known the writer does it (the slot remembers which). */
+    s->pages_checked = w->p->pages != NULL &&
+                       ntdsb_pages_worker(w->p->pages, &w->tally, s->raw, s->raw_size, off);
     return NTDSB_OK;
 }
 
@@ -511,6 +520,10 @@ static void *worker_main(void *arg)
 static int write_chunk(rpipe *p, slot *s, ntdsb_error *e)
 {
     XXH3_128bits_update(p->file_state, s->raw, s->raw_size);
+    /* In order, and s->raw is still the chunk: the slot is released only
+     * after this returns (positional writers pwrite() it but keep it). */
+    if (p->pages != NULL)
+        ntdsb_pages_in_order(p->pages, s->raw, s->raw_size, s->offset, s->pages_checked);
     if (ntdsb_file_valid(p->out.fd) && !p->out_positional) {
         int sys_errno = 0;
         double t0 = ntdsb_now();
@@ -710,6 +723,7 @@ int ntdsb_restore_from(const ntdsb_source *in, ntdsb_file out_fd, uint64_t file_
     p->out.fd = out_fd;
     p->out_pos = NTDSB_NO_FILE;
     p->live = stats;
+    p->pages = cfg->pages;
     if (ntdsb_file_valid(out_fd) && ntdsb_file_is_regular(out_fd)) {
         p->out_positional = 1;
         p->out_pos = ntdsb_file_pos_open(out_fd);
@@ -739,6 +753,12 @@ int ntdsb_restore_from(const ntdsb_source *in, ntdsb_file out_fd, uint64_t file_
     else if ((rc = setup(p, threads, depth, err)) == NTDSB_OK)
         rc = run_threaded(p, err);
 
+    if (p->pages != NULL) {
+        /* Every thread is joined: the worker tallies are final. */
+        ntdsb_pages_finish(p->pages);
+        for (i = 0; p->workers != NULL && i < p->nworkers; i++)
+            ntdsb_pages_merge(p->pages, &p->workers[i].tally);
+    }
     if (rc == NTDSB_OK && file_hash != NULL)
         ntdsb_hash_canonical(XXH3_128bits_digest(p->file_state), file_hash);
     if (stats != NULL) {

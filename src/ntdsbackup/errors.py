@@ -29,7 +29,10 @@ __all__ = [
     "ArchiveError",
     "DecryptionError",
     "SignatureError",
+    "DatabaseDamaged",
     "KeyFormatError",
+    "StorageError",
+    "LocationError",
     "hresult_error",
     "engine_error",
     "format_hresult",
@@ -92,9 +95,40 @@ class SignatureError(ArchiveError):
     trusted, or that does not verify over the digest or the trusted comment."""
 
 
+class DatabaseDamaged(NtdsbackupError):
+    """The database or its log set fails the ESE checks (bad pages, a bad
+    header, a broken or incomplete log chain): a DC could not boot from it.
+    verdict is the dbcheck.Verdict with every finding."""
+
+    def __init__(self, message: str, verdict: object = None):
+        super().__init__(message)
+        self.verdict = verdict
+
+
 class KeyFormatError(NtdsbackupError, ValueError):
     """An age identity or recipient, a minisign key, or a file of them, that
     cannot be read.  The message names the line, never the secret on it."""
+
+
+class StorageError(NtdsbackupError, OSError):
+    """An object-storage request that failed for good (after its retries), or
+    an object that is not what was written.  The message names the bucket
+    and key (s3://BUCKET/KEY), never a credential; code is the server's
+    error code (NoSuchKey, AccessDenied...) or None for a network failure.
+    An OSError, so that the commands exit with the I/O code (7)."""
+
+    def __init__(self, message: str, *, url: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.url = url
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LocationError(NtdsbackupError, ValueError):
+    """An object-storage location that cannot be used: malformed, or of a
+    kind (az://, gs://) this build does not serve."""
 
 
 def format_hresult(hr: int, name: str | None = None) -> str:

@@ -47,6 +47,7 @@ cdef extern from "ntdsb_engine.h" nogil:
         uint32_t threads
         int level
         int serial
+        ntdsb_pages *pages
 
     ctypedef struct ntdsb_backup_stats:
         uint64_t bytes_read
@@ -176,7 +177,8 @@ cdef object _engine_exception(ntdsb_error *err, str file):
 cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, str name,
                              object fd, object write, object out, object progress,
                              uint32_t chunk_size,
-                             uint32_t threads, uint32_t ring_depth, int level, bint serial):
+                             uint32_t threads, uint32_t ring_depth, int level, bint serial,
+                             object pages):
     cdef ntdsb_backup_config cfg
     cdef ntdsb_sink sink
     cdef ntdsb_backup_stats stats
@@ -193,6 +195,7 @@ cdef object _run_backup_file(ntdsb_provider *prov, HBC hbc, uint64_t file_size, 
     cfg.ring_depth = ring_depth
     cfg.level = level
     cfg.serial = serial
+    cfg.pages = _pages_arg(pages)
     memset(&stats, 0, sizeof(stats))
     memset(&table, 0, sizeof(table))
     memset(&err, 0, sizeof(err))

@@ -281,12 +281,13 @@ cdef class BackupContext(_Context):
     def backup_file(self, unsigned long long file_size, str name, *, fd=None, write=None,
                     out=None, progress=None, unsigned int chunk_size=1048576,
                     unsigned int threads=0, unsigned int ring_depth=0, int level=1,
-                    bint serial=False):
+                    bint serial=False, pages=None):
         """Stream the open file through the engine (GIL released for the whole
         file): DsBackupRead into a ring of chunk_size buffers, XXH3-128 and
         zstd per chunk on `threads` workers, frames in order to `fd` (no GIL)
         or to write(bytes), or through an OutputStage `out` (sealed and
         digested, no GIL).  progress(done_bytes) is called between chunks.
+        pages: a PageChecker, whose checks the workers run on every chunk.
 
         Returns {"stats", "xxh3_128" (16 bytes), "chunks": [(raw_offset,
         raw_size, frame_size, stream_offset, hash16), ...]}.  DsBackupClose is
@@ -296,7 +297,7 @@ cdef class BackupContext(_Context):
         if (fd is not None) + (write is not None) + (out is not None) != 1:
             raise ValueError("give exactly one of fd, write and out")
         return _run_backup_file(&self.prov, self.hbc, file_size, name, fd, write, out, progress,
-                                chunk_size, threads, ring_depth, level, serial)
+                                chunk_size, threads, ring_depth, level, serial, pages)
 
     def close_file(self):
         """DsBackupClose."""

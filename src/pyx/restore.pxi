@@ -8,6 +8,7 @@ cdef extern from "ntdsb_restore.h" nogil:
         uint32_t threads
         uint32_t ring_depth
         uint32_t max_raw_size
+        ntdsb_pages *pages
 
     ctypedef struct ntdsb_restore_stats:
         uint64_t bytes_in
@@ -60,12 +61,14 @@ cdef int _restore_cancel(void *ctx) noexcept nogil:
 
 def restore_file(source, int out_fd, unsigned long long file_size, str name, *,
                  unsigned int threads=0, unsigned int ring_depth=0,
-                 unsigned int max_raw_size=0, progress=None):
+                 unsigned int max_raw_size=0, progress=None, pages=None):
     """Consume exactly one file's chunk frames from source (a descriptor, at
     its position, or an AgeReader: the plaintext of an encrypted archive),
     verify every chunk, write the data to out_fd (-1: verify only).  The GIL
-    is released for the whole file.  Returns {"stats", "xxh3_128"}; raises
-    EngineError naming the file, chunk and offset on the first problem."""
+    is released for the whole file.  pages: a PageChecker, whose checks the
+    workers run on every chunk they decompress.  Returns {"stats",
+    "xxh3_128"}; raises EngineError naming the file, chunk and offset on the
+    first problem."""
     cdef ntdsb_restore_config cfg
     cdef ntdsb_restore_stats stats
     cdef ntdsb_hash128 digest
@@ -78,6 +81,8 @@ def restore_file(source, int out_fd, unsigned long long file_size, str name, *,
     cdef ntdsb_file out_file = _os_handle(out_fd)
     cdef AgeReader reader
     memset(&src, 0, sizeof(src))
+    memset(&cfg, 0, sizeof(cfg))
+    cfg.pages = _pages_arg(pages)
     if isinstance(source, AgeReader):
         reader = <AgeReader>source
         src.fd = NTDSB_NO_FILE

@@ -18,8 +18,7 @@ NAME=test_restore
 SRCS="$ROOT/tests/native/test_restore.c
       $ROOT/src/engine/restore_pipeline.c
       $ROOT/src/engine/backup_pipeline.c
-      $ROOT/src/engine/ese_generate.c
-      $ROOT/src/engine/ese_checksum.c"
+      $ROOT/src/engine/ese_generate.c"
 LDFLAGS="-Wl,--wrap=posix_memalign -Wl,--wrap=free"
 
 run_mode "$@"

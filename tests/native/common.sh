@@ -12,9 +12,12 @@ CC=${CC:-cc}
 mkdir -p "$BUILD_DIR"
 
 # What every pipeline test links: the ring, the platform layer (its POSIX
-# half), the sink, the chunk header and the helpers (the pipelines themselves
+# half), the sink, the chunk header, the helpers and the ESE checksums and
+# page checker (both pipelines call ntdsb_pages_*; the pipelines themselves
 # are in each script's SRCS).
 ENGINE_SRCS="$ROOT/src/engine/ring_sync.c
+      $ROOT/src/engine/ese_checksum.c
+      $ROOT/src/engine/ese_pages.c
       $ROOT/src/engine/platform_posix.c
       $ROOT/src/engine/engine_util.c
       $ROOT/src/engine/sink.c

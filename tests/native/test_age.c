@@ -28,6 +28,7 @@
 #include "ntdsb_age.h"
 #include "ntdsb_engine.h"
 #include "ntdsb_restore.h"
+#include "fake_provider.h"
 #include "native_test.h"
 
 #define CH NTDSB_AGE_CHUNK_SIZE
@@ -909,24 +910,6 @@ static void test_pipe(void)
 
 /* ---- restore through a callback -------------------------------------------------------- */
 
-typedef struct fake {
-    const uint8_t *data;
-    uint64_t size, pos;
-} fake;
-
-static HRESULT fake_read(HBC hbc, PVOID pv, DWORD cb, PDWORD pcb)
-{
-    fake *f = hbc;
-    uint64_t n = f->size - f->pos < cb ? f->size - f->pos : cb;
-    *pcb = 0;
-    if (n == 0)
-        return ERROR_HANDLE_EOF;
-    memcpy(pv, f->data + f->pos, (size_t)n);
-    f->pos += n;
-    *pcb = (DWORD)n;
-    return 0;
-}
-
 static const char MARKER[] = "NEXT-METADATA-FRAME";
 
 /* The backup engine's chunk frames of data, then MARKER, collected in *c. */
@@ -983,7 +966,7 @@ static void test_restore_from(void)
 {
     const uint64_t size = 5 * 1024 * 1024 + 777;
     uint8_t *data = gen((size_t)size, 31), *s, *rest = xmalloc(64);
-    ntdsb_restore_config rc = {2, 0, 0};
+    ntdsb_restore_config rc = {2, 0, 0, NULL};
     ntdsb_hash128 h_plain, h_age;
     ntdsb_error err;
     size_t len = 0, got;

@@ -38,6 +38,7 @@
 #include "ntdsb_engine.h"
 #include "ntdsb_ese.h"
 #include "ntdsb_restore.h"
+#include "fake_provider.h"
 #include "native_test.h"
 #include "restore_cases.h" /* streams, odd frames, the hostile cases */
 
@@ -121,24 +122,6 @@ static uint8_t *gen_data(uint64_t size, uint64_t seed)
 
 /* ---- making streams with the backup engine --------------------------------------- */
 
-typedef struct fake {
-    const uint8_t *data;
-    uint64_t size, pos;
-} fake;
-
-static HRESULT fake_read(HBC hbc, PVOID pv, DWORD cb, PDWORD pcb)
-{
-    fake *f = hbc;
-    uint64_t n = f->size - f->pos < cb ? f->size - f->pos : cb;
-    *pcb = 0;
-    if (n == 0)
-        return ERROR_HANDLE_EOF;
-    memcpy(pv, f->data + f->pos, (size_t)n);
-    f->pos += n;
-    *pcb = (DWORD)n;
-    return 0;
-}
-
 static int temp_file(void)
 {
     return file_from_bytes(NULL, 0);
@@ -219,6 +202,7 @@ static ntdsb_restore_config rcfg(uint32_t threads, uint32_t depth, uint32_t max_
     c.threads = threads;
     c.ring_depth = depth;
     c.max_raw_size = max_raw;
+    c.pages = NULL;
     return c;
 }
 

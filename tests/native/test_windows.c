@@ -52,6 +52,7 @@
 #include "ntdsb_provider.h"
 #include "ntdsb_restore.h"
 #include "platform.h"
+#include "fake_provider.h"
 #include "restore_cases.h" /* native_check.h: CHECK, CHECK_EQ_INT, test_report */
 
 #define SHARE_ALL (FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
@@ -241,24 +242,6 @@ static int threads_settled(int want)
 
 /* ---- the engine against an in-process provider ------------------------------------ */
 
-typedef struct fake {
-    const uint8_t *data;
-    uint64_t size, pos;
-} fake;
-
-static HRESULT NTDSB_WINAPI fake_read(HBC hbc, PVOID pv, DWORD cb, PDWORD pcb)
-{
-    fake *f = hbc;
-    uint64_t n = f->size - f->pos < cb ? f->size - f->pos : cb;
-    *pcb = 0;
-    if (n == 0)
-        return ERROR_HANDLE_EOF;
-    memcpy(pv, f->data + f->pos, (size_t)n);
-    f->pos += n;
-    *pcb = (DWORD)n;
-    return 0;
-}
-
 typedef struct membuf {
     uint8_t *p;
     size_t len, cap;
@@ -362,6 +345,7 @@ static ntdsb_restore_config rcfg(uint32_t threads, uint32_t depth, uint32_t max_
     c.threads = threads;
     c.ring_depth = depth;
     c.max_raw_size = max_raw;
+    c.pages = NULL;
     return c;
 }
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _ntdsbcli
 from ..errors import EngineError
@@ -23,6 +23,9 @@ from .frameinput import FrameInput
 from .framing import HEADER_SIZE, chunk_frame_size
 from .layout import Consumer, MemberResult, ReadReport, chunk_error, read_structure
 from .reader import ChunkDecoder
+
+if TYPE_CHECKING:
+    from ..dbcheck.archive import ArchivePages
 
 # The engine keeps up to ring_depth chunks in flight (threads + 2 by
 # default), each a slot of chunk_size + ZSTD_compressBound(chunk_size) bytes
@@ -49,10 +52,13 @@ class Target:
 def read_fd(fd: int | Any, *, open_member: Callable[[MemberResult], Target] | None = None,
             close_member: Callable[[MemberResult, Target], None] | None = None,
             on_manifest: Callable[[dict], None] | None = None, threads: int = 0,
-            progress: Callable[[MemberResult, int], None] | None = None) -> ReadReport:
+            progress: Callable[[MemberResult, int], None] | None = None,
+            pages: ArchivePages | None = None) -> ReadReport:
     """Read and verify a whole archive from descriptor `fd` (at its start),
     or from an AgeReader (envelope.Plaintext.source: an encrypted archive,
-    its chunks decrypted in parallel as the engine reads them)."""
+    its chunks decrypted in parallel as the engine reads them).  pages: check
+    the ESE pages of the database and the logs too (in the engine's workers)
+    and collect the results there."""
     if isinstance(fd, int):
         inp = FrameInput(lambda n: read_some(fd, min(n, 1 << 24)))
     else:
@@ -65,24 +71,29 @@ def read_fd(fd: int | Any, *, open_member: Callable[[MemberResult], Target] | No
             # time in Python, with the same checks and the same targets.
             targets = _Targets(open_member, close_member, progress)
             try:
-                return ChunkDecoder(inp, targets)(member, chunk_size)
+                return ChunkDecoder(inp, pages.consumer(targets) if pages else targets)(
+                    member, chunk_size)
             finally:
                 targets.close_member(member)        # a no-op once it was closed
         data_start = inp.offset
         target = open_member(member) if open_member else Target()
+        checker = pages.checker_for(member) if pages else None
         try:
             # No chunk may claim more than the manifest's chunk size: a hostile
             # header cannot make the engine allocate more than that per slot.
             result = _ntdsbcli.restore_file(
                 fd, target.fd, member.size, member.name, threads=threads,
                 ring_depth=ring_depth(chunk_size, threads), max_raw_size=chunk_size,
-                progress=(lambda done, m=member: progress(m, done)) if progress else None)
+                progress=(lambda done, m=member: progress(m, done)) if progress else None,
+                pages=checker)
         except EngineError as exc:
             raise _as_archive_error(exc, member, fd, data_start) from None
         finally:
             if close_member:
                 close_member(member, target)
         inp.offset += result["stats"]["bytes_in"]
+        if pages:
+            pages.done(member, checker)
         member.xxh3_128 = result["xxh3_128"].hex()
         return result["stats"]["chunks"]
 

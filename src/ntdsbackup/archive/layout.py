@@ -50,6 +50,7 @@ class ReadReport:
     signed: Any = None     # signing.SignedFacts when a signature was demanded and held
     encrypted: bool = False  # read through its age envelope
     embedded_signature: Any = None  # a signed stream's (text, frame offset), unchecked
+    ese: Any = None        # dbcheck.Verdict of the database and logs (a deep read)
 
     @property
     def raw_bytes(self) -> int:

@@ -120,24 +120,33 @@ def _fd_of(fh) -> Any:
 def verify(source: ArchiveSource, *, threads: int = 0, pure: bool = False,
            progress: Callable[[MemberResult, int], None] | None = None,
            keys: DecryptionKeys | None = None, trust: Trust | None = None,
-           spool_dir: str | None = None) -> ReadReport:
+           spool_dir: str | None = None, deep: bool = False) -> ReadReport:
     """Check every frame, every whole-file hash and the trailer.  Uses the C
     engine (parallel decompression) on a real descriptor, else the pure-Python
     reader, which pure=True forces.  progress(member, bytes_done) as each
     file is read.  keys decrypt an age-encrypted archive (every chunk is
-    authenticated as it is read); trust demands a valid signature."""
+    authenticated as it is read); trust demands a valid signature.  deep:
+    also check every database page and log segment, the log chain and the
+    required generations; report.ese is then the verdict a DC would give
+    after restoring the archive (dbcheck.Verdict)."""
+    from ..dbcheck.archive import ArchivePages
+
+    pages = ArchivePages() if deep else None
     with open_archive(source, keys, threads=threads, trust=trust,
                       spool_dir=spool_dir) as opened:
         fd = None if pure else _fd_of(opened.fh)
         if fd is not None:
             from .fastread import read_fd
 
-            report = read_fd(fd, threads=threads, progress=progress)
+            report = read_fd(fd, threads=threads, progress=progress, pages=pages)
         else:
-            report = read_archive(opened.fh, Counting(Consumer(), progress))
+            consumer = Counting(Consumer(), progress)
+            report = read_archive(opened.fh, pages.consumer(consumer) if pages else consumer)
         opened.check_signed(report.manifest)
         report.signed = opened.signed
         report.encrypted = isinstance(opened.fh, Plaintext)
+        if pages is not None:
+            report.ese = pages.verdict(report.trailer)
         return report
 
 

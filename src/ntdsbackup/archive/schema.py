@@ -175,7 +175,35 @@ def check_trailer(doc) -> dict:
             c.number(value, f"stats.{key}")
     for key in ("tool", "finished"):
         c.optional(doc, key, c.text, MAX_TEXT)
+    if "ese" in doc:
+        _ese(c, c.obj(doc["ese"], "ese"))
     return doc
+
+
+MAX_FINDINGS = 20                   # problems, warnings and bad pages the trailer lists
+MAX_FINDING = 1024
+VERDICTS = ("bootable", "not bootable")
+
+
+def _ese(c: _Checker, ese: dict) -> None:
+    """The backup's ESE verdict (dbcheck.Verdict.record)."""
+    if c.required(ese, "verdict") not in VERDICTS:
+        raise c.fail("ese.verdict", f"{_show(ese['verdict'])} is not one of {VERDICTS}")
+    for key in ("pages", "logs"):
+        part = c.obj(c.required(ese, key), f"ese.{key}")
+        for name, value in part.items():
+            if name not in ("low", "high") or value is not None:
+                c.integer(value, f"ese.{key}.{name}", 0, MAX_OFFSET)
+    for key in ("problems", "warnings"):
+        for i, text in enumerate(c.array(ese.get(key, []), f"ese.{key}", MAX_FINDINGS)):
+            c.text(text, f"ese.{key}[{i}]", MAX_FINDING)
+    for i, pgno in enumerate(c.array(ese.get("bad_pages", []), "ese.bad_pages", MAX_FINDINGS)):
+        c.integer(pgno, f"ese.bad_pages[{i}]", 0, MAX_GENERATION)
+    required = ese.get("required")
+    if required is not None:
+        lo, hi = c.array(required, "ese.required", 2) + [None, None][len(required):]
+        c.integer(lo, "ese.required[0]", 0, MAX_GENERATION)
+        c.integer(hi, "ese.required[1]", 0, MAX_GENERATION)
 
 
 # The chunk lists of the seek index grow with the archive: they are read as

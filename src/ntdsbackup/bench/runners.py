@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -24,7 +26,7 @@ def run_engine_backup(args) -> dict:
     s = backup(args.server, args.out, level=args.level, threads=args.threads,
                chunk_size=args.chunk_size, ring_depth=args.ring, serial=args.serial,
                truncate=False, overwrite=True,      # each run replaces the previous output
-               recipients=recipients)
+               recipients=recipients, page_checks=not args.no_page_checks)
     return {"bytes": s.bytes_read, "seconds": s.seconds, "written": s.bytes_written,
             "stats": s.stats}
 
@@ -97,6 +99,48 @@ def run_engine_restore(args) -> dict:
             "stage_seconds": r.stage_seconds, "swap_seconds": r.swap_seconds}
 
 
+def run_engine_verify(args) -> dict:
+    """ntdsbackup.archive.verify of an archive: the engine's parallel reader,
+    every chunk decompressed and hashed, every file hash and the trailer
+    checked; nothing written."""
+    from ..archive import verify
+
+    t0 = time.monotonic()
+    report = verify(args.archive, threads=args.threads)
+    return {"bytes": report.raw_bytes, "seconds": time.monotonic() - t0}
+
+
+# The rates on zstd -b's result line, compression then decompression: "... (x1.327),
+# 536.1 MB/s, 1324.6 MB/s" (1.5), "... (1.327),  536.1 MB/s , 1324.6 MB/s" (1.4), or
+# with -q "-1   68325926 (1.327) 531.85 MB/s 1295.7 MB/s  file".  MB = 10^6 bytes.
+_BENCH_RATES = re.compile(r"(\d+(?:\.\d+)?) MB/s\s*,?\s*(\d+(?:\.\d+)?) MB/s")
+
+
+def parse_zstd_bench(output: str) -> tuple[float, float]:
+    """(compression, decompression) MB/s of `zstd -b<L> -e<L>` output: its
+    last result line (the progress lines before it are \r-separated)."""
+    for line in reversed(re.split(r"[\r\n]", output)):
+        m = _BENCH_RATES.search(line)
+        if m:
+            return float(m.group(1)), float(m.group(2))
+    raise ValueError(f"no compression and decompression rates in zstd -b output: "
+                     f"{output[-500:]!r}")
+
+
+def run_zstd_bench(args) -> dict:
+    """A limit: `zstd -b` on the file (in memory, one core), its compression or
+    decompression rate times --threads.  "seconds" is the time that many
+    cores would take for the file's bytes at that rate."""
+    proc = subprocess.run(["zstd", f"-b{args.level}", f"-e{args.level}", f"-i{args.seconds}",
+                           "-T1", args.file], capture_output=True, text=True, check=True)
+    comp, decomp = parse_zstd_bench(proc.stdout + "\n" + proc.stderr)
+    single = comp if args.mode == "compress" else decomp
+    size = os.path.getsize(args.file)
+    return {"bytes": size, "seconds": size / (single * 1e6 * args.threads),
+            "single_core_mb_per_s": single, "cores": args.threads,
+            "compress_mb_s": comp, "decompress_mb_s": decomp}
+
+
 def run_read_only(args) -> dict:
     """DsBackupRead of every file and nothing else: the read rate."""
     from ..emulator import use_emu_root
@@ -122,6 +166,8 @@ RUNNERS = {
     "python-loop": run_python_loop,
     "engine-restore": run_engine_restore,
     "read-only": run_read_only,
+    "engine-verify": run_engine_verify,
+    "zstd-bench": run_zstd_bench,
 }
 
 
@@ -133,10 +179,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--archive")
     ap.add_argument("--level", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)  # zstd-bench: the cores it multiplies
     ap.add_argument("--chunk-size", type=int, default=1 << 20)
     ap.add_argument("--ring", type=int, default=0)
     ap.add_argument("--serial", action="store_true")
+    ap.add_argument("--no-page-checks", action="store_true",
+                    help="backup: skip the ESE page and log checks (their cost is the "
+                         "difference)")
+    ap.add_argument("--file", help="zstd-bench: the file zstd -b measures")
+    ap.add_argument("--mode", choices=("compress", "decompress"), default="compress")
+    ap.add_argument("--seconds", type=int, default=1, help="zstd-bench: -i, per phase")
     ap.add_argument("--age-identity", help="encrypt to (backup) or decrypt with (restore) "
                                            "this identity file's key")
     args = ap.parse_args(argv)

@@ -6,6 +6,7 @@ import functools
 import os
 import sys
 
+from ..errors import DatabaseDamaged
 from ..fsutil import format_size
 from .argtypes import threads_arg
 from .common import (
@@ -39,6 +40,11 @@ def add_parsers(sub, common) -> None:
     engine_options(p)
     p.add_argument("--no-truncate", action="store_true",
                    help="skip DsBackupTruncateLogs after the backup")
+    p.add_argument("--on-bad-page", choices=("fail", "warn"), default="fail",
+                   help="when a database page, a log segment or the log chain fails the "
+                        "ESE checks made while streaming: fail (default: no archive, exit "
+                        "8) or warn (keep the archive; its trailer records it as not "
+                        "bootable)")
     p.add_argument("--json", action="store_true",
                    help="JSON-lines progress and a final JSON summary (on standard error "
                         "with -o -)")
@@ -53,6 +59,11 @@ def add_parsers(sub, common) -> None:
                    help=f"decompression {THREADS_HELP}")
     p.add_argument("--pure", action="store_true",
                    help="use the pure-Python reader (zstandard + xxhash) instead of the engine")
+    p.add_argument("--deep", action="store_true",
+                   help="also check every database page and log segment, the log chain and "
+                        "the generations the database needs: the verdict the DC's "
+                        "consistency check would give after restoring it (exit 8 if not "
+                        "bootable)")
     p.add_argument("--json", action="store_true")
     _reader_options(p)
 
@@ -128,7 +139,8 @@ def cmd_backup(args) -> int:
         summary = backup(args.server, dest, identity=identity, level=args.level,
                          threads=args.threads, chunk_size=args.chunk_size,
                          ring_depth=args.ring, truncate=not args.no_truncate,
-                         overwrite=args.overwrite, progress=progress, **sealing)
+                         overwrite=args.overwrite, progress=progress,
+                         on_bad_page=args.on_bad_page, **sealing)
     finally:
         if to_stdout:
             os.close(dest)
@@ -149,6 +161,8 @@ def cmd_backup(args) -> int:
               f"{st['write_seconds']:.2f} s; the reader waited "
               f"{st['reader_wait_seconds']:.2f} s for a free buffer, the writer "
               f"{st['writer_wait_seconds']:.2f} s for data", detail=True, stream=out)
+    if summary.ese is not None:
+        _say_recorded(args, summary.ese, out)
     gens = summary.log_generations
     if gens:
         say(args, f"log generations {gens['low']}..{gens['high']}; logs "
@@ -205,7 +219,7 @@ def cmd_verify(args) -> int:
     t0 = time.monotonic()
     report = verify(args.archive, threads=args.threads, pure=args.pure,
                     progress=member_progress(progress), keys=keys, trust=trust(args),
-                    spool_dir=args.spool_dir)
+                    spool_dir=args.spool_dir, deep=args.deep)
     seconds = time.monotonic() - t0
     progress.close()
     result = {"event": "verified", "ok": True, "files": len(report.files),
@@ -214,16 +228,40 @@ def cmd_verify(args) -> int:
               "mb_per_s": round(report.raw_bytes / max(seconds, 1e-9) / 1e6, 1),
               "server": report.manifest.get("server"),
               "encrypted": report.encrypted,
-              "signed": report.signed.as_dict() if report.signed is not None else None}
+              "signed": report.signed.as_dict() if report.signed is not None else None,
+              "ese": report.ese.record() if report.ese is not None else None}
+    verdict = report.ese
+    if verdict is not None and not verdict.ok:
+        result["ok"] = False
     if args.json:
         print_json(result)
-        return 0
-    say(args, *(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}"
-                for f in report.files), detail=True)
-    say(args, f"OK: {result['files']} files, {format_size(report.raw_bytes)} in "
-              f"{report.chunk_frames} chunks verified ({result['mb_per_s']:.0f} MB/s); "
-              f"every chunk hash, file hash and the trailer match")
+    else:
+        say(args, *(f"{f.name}  {format_size(f.size)}  xxh3-128 {f.xxh3_128}"
+                    for f in report.files), detail=True)
+        say(args, f"{'OK' if result['ok'] else 'INTACT'}: {result['files']} files, "
+                  f"{format_size(report.raw_bytes)} in {report.chunk_frames} chunks verified "
+                  f"({result['mb_per_s']:.0f} MB/s); every chunk hash, file hash and the "
+                  "trailer match")
+        if verdict is not None:
+            say(args, *(f"warning: {w}" for w in verdict.warnings))
+            say(args, f"ESE checks: {verdict.summary_text()}")
+            say(args, "bootable: a DC restored from this archive passes its consistency check"
+                if verdict.ok else "NOT bootable: a DC restored from this archive would fail "
+                "its consistency check")
+    if verdict is not None and not verdict.ok:
+        raise DatabaseDamaged("not bootable: " + "; ".join(verdict.problems[:5]), verdict)
     return 0
+
+
+def _say_recorded(args, ese: dict, stream) -> None:
+    """The backup's ESE verdict, as its trailer records it."""
+    pages, logs = ese["pages"], ese["logs"]
+    say(args, *(f"warning: {w}" for w in ese["warnings"]), stream=sys.stderr)
+    say(args, *(f"warning: {p}" for p in ese["problems"]), stream=sys.stderr)
+    say(args, f"ESE checks: {ese['verdict']}: {pages['ok'] + pages['old_format']} pages "
+              f"valid, {pages['empty']} empty, {pages['bad']} bad, {pages['correctable']} "
+              f"correctable; {logs['count']} logs, {logs['segments_bad']} bad segments",
+        stream=stream)
 
 
 def cmd_ls(args) -> int:
@@ -246,6 +284,13 @@ def cmd_ls(args) -> int:
     gens = t.get("log_generations") or {}
     if gens:
         lines.append(f"logs     generations {gens.get('low')}..{gens.get('high')}")
+    ese = t.get("ese")
+    if isinstance(ese, dict):
+        pages = ese["pages"]
+        lines.append(f"pages    {ese['verdict']} at backup: "
+                     f"{pages.get('ok', 0) + pages.get('old_format', 0)} valid, "
+                     f"{pages.get('bad', 0)} bad, {pages.get('correctable', 0)} correctable "
+                     f"(verify --deep checks them again)")
     lines.append(f"{'type':<18} {'size':>12} {'stored':>12} {'ratio':>6}  name")
     total_raw = total_stored = 0
     for f in t.get("files", []):

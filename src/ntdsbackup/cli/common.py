@@ -32,6 +32,7 @@ EXIT_ACCESS = 4
 EXIT_ARCHIVE = 5
 EXIT_NTDSBCLI = 6
 EXIT_IO = 7
+EXIT_DAMAGED = 8
 EXIT_INTERRUPTED = 130          # SIGINT; SIGTERM and SIGHUP give 143 and 129
 
 
@@ -49,6 +50,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_ACCESS
     if isinstance(exc, errors.ArchiveError):
         return EXIT_ARCHIVE
+    if isinstance(exc, errors.DatabaseDamaged):
+        return EXIT_DAMAGED
     if isinstance(exc, errors.HResultError) or (isinstance(exc, errors.EngineError)
                                                 and exc.hresult is not None):
         return EXIT_NTDSBCLI

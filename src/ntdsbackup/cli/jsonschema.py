@@ -87,10 +87,14 @@ EVENTS: dict[str, dict] = {
         "signature": (("string", "null"), REQ, "the signature file written beside it "
                                                '(NAME.minisig), "embedded" for a signed '
                                                "stream, or null"),
+        "ese": (("object", "null"), REQ, "the ESE checks made while streaming, as the "
+                                         'trailer records them (docs/FORMAT.md "ese"): '
+                                         '"verdict", page and log counts, problems'),
     },
     "verified": {
         "_doc": "verify: every chunk hash, file hash and the trailer matched",
-        "ok": ("boolean", REQ, "always true (a failure is an error event)"),
+        "ok": ("boolean", REQ, "true; false only with --deep when the archive is intact "
+                               "but not bootable (an error event follows, exit 8)"),
         "files": ("integer", REQ, "files in the archive"),
         "raw_bytes": ("integer", REQ, "their bytes"),
         "archive_bytes": ("integer", REQ, "the archive's bytes"),
@@ -103,6 +107,9 @@ EVENTS: dict[str, dict] = {
         "signed": (("object", "null"), REQ, 'with --trusted-key: {"key_id", "server", '
                                             '"created_unix", "file"} the signature vouches '
                                             "for; else null"),
+        "ese": (("object", "null"), REQ, "with --deep: the verdict a DC's consistency check "
+                                         "would give after a restore (as the trailer's "
+                                         '"ese"); else null'),
     },
     "extracted": {
         "_doc": "extract: every file verified and under its final name",

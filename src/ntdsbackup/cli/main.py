@@ -6,7 +6,8 @@ Exit codes (also in the README):
   wrong state (offline for a backup, online for a restore, failed
   consistency check); 4 access denied; 5 archive invalid, corrupted or
   incomplete; 6 other ntdsbcli failure; 7 I/O or engine failure (a closed
-  output pipe included); 130, 143, 129 interrupted by SIGINT (Ctrl-C),
+  output pipe included); 8 the database or its logs fail the ESE checks
+  (not bootable); 130, 143, 129 interrupted by SIGINT (Ctrl-C),
   SIGTERM, SIGHUP (128 + the signal number).
 
 Every option is checked when the command line is parsed (argtypes.py, and

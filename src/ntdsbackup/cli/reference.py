@@ -14,6 +14,7 @@ import sys
 from .common import (
     EXIT_ACCESS,
     EXIT_ARCHIVE,
+    EXIT_DAMAGED,
     EXIT_DC_STATE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -35,6 +36,9 @@ EXIT_CODES = [
     (EXIT_ARCHIVE, "the archive is invalid, corrupted, hostile or incomplete"),
     (EXIT_NTDSBCLI, "another ntdsbcli failure"),
     (EXIT_IO, "I/O or engine failure (a closed output pipe included)"),
+    (EXIT_DAMAGED, "the database or its logs fail the ESE page and log checks: a backup "
+                   "refused under --on-bad-page fail, `verify --deep` finding the archive "
+                   "not bootable, a restore refused before anything changed"),
     (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C)"),
     (128 + 15, "interrupted by SIGTERM"),
     (128 + 1, "interrupted by SIGHUP"),

@@ -19,11 +19,11 @@ import datetime as _dt
 import hashlib
 import os
 import random
-import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import ese
+from ..dbcheck.folder import check_folder, log_generation
+from ..dbcheck.verdict import Verdict
 from ..ese import Checkpoint, DbHeader, LgPos, LogHeader, LogTime, Signature
 from ..fsutil import atomic_write_bytes, fsync_dir
 from ..platform.files import OPEN_RDWR, create_private, pread, pwrite
@@ -38,8 +38,6 @@ DEFAULT_LOG_COUNT = 4  # closed logs created with a new DC, plus edb.log
 # vanishes, small enough to keep memory use small and bounded.
 BLOCK_BYTES = 8 * 1024 * 1024
 LOG_INTERVAL = _dt.timedelta(minutes=15)  # time between generated log generations
-
-_LOG_RE = re.compile(r"^edb([0-9A-Fa-f]{5}|[0-9A-Fa-f]{8})\.log$")
 
 DBSTATE_NAMES = {
     1: "just-created",
@@ -407,9 +405,9 @@ def _log_files(ntds: Path) -> dict[int, str]:
     """Closed logs by generation (from the name)."""
     out = {}
     for name in os.listdir(ntds):
-        m = _LOG_RE.match(name)
-        if m:
-            out[int(m.group(1), 16)] = name
+        gen = log_generation(name)
+        if gen is not None:
+            out[gen] = name
     return out
 
 
@@ -636,286 +634,16 @@ def _runs(pages: list[int]):
 
 # ----------------------------------------------------------------- consistency check
 
-
-@dataclass
-class ConsistencyReport:
-    """What check_consistency found.  ok is False iff problems is not empty."""
-
-    ok: bool = True
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    page_size: int | None = None
-    dbstate: int | None = None
-    header_used: str = "none"
-    pages_ok: int = 0
-    pages_old: int = 0
-    pages_uninit: int = 0
-    pages_bad: int = 0
-    bad_pages: list[int] = field(default_factory=list)  # first few bad page numbers
-    trailer: bool = False  # a streamed-backup trailer page was found and accepted
-    logs_checked: int = 0
-    log_generations: list[int] = field(default_factory=list)
-    segments_ok: int = 0
-    segments_bad: int = 0
-    required: tuple[int, int] | None = None
-    checkpoint_gen: int | None = None
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-        self.ok = False
-
-    def summary(self) -> dict:
-        d = asdict(self)
-        d["pages_total"] = self.pages_ok + self.pages_old + self.pages_uninit + self.pages_bad
-        return d
-
-    def summary_text(self) -> str:
-        gens = self.log_generations
-        span = f"{gens[0]}..{gens[-1]}" if gens else "none"
-        text = (
-            f"{self.pages_ok + self.pages_old} pages valid ({self.pages_old} old format), "
-            f"{self.pages_uninit} empty, {self.pages_bad} bad; {self.logs_checked} logs "
-            f"(generations {span}), {self.segments_ok} log segments valid, "
-            f"{self.segments_bad} bad"
-        )
-        if self.problems:
-            text += f"; {len(self.problems)} problem(s): " + "; ".join(self.problems[:5])
-        return text
+# The check itself is the project's one ESE verdict (dbcheck): the emulated
+# DC runs it on its folder as a real DC's recovery would.
+ConsistencyReport = Verdict
 
 
-MAX_LISTED = 20  # bad pages / segments listed one by one per file
-
-
-def _check_pages(path: Path, f, ps: int, npages: int, h: DbHeader, rep: ConsistencyReport) -> None:
-    c = _c()
-    per = max(1, BLOCK_BYTES // ps)
-    buf = bytearray(per * ps)
-    done = 0
-    listed = 0
-    f.seek(2 * ps)
-    while done < npages:
-        n = min(per, npages - done)
-        mv = memoryview(buf)[: n * ps]
-        got = f.readinto(mv)
-        if got != n * ps:
-            rep.problem(f"{path.name}: short read at page {done + 1}")
-            return
-        bad, first_bad, ok, old, uninit = c.ese_verify_pages(mv, ps, done + 1)
-        rep.pages_ok += ok
-        rep.pages_old += old
-        rep.pages_uninit += uninit
-        if bad:
-            for i in range(n):
-                pgno = done + 1 + i
-                page = mv[i * ps : (i + 1) * ps]
-                r = c.ese_verify_page(page, pgno)
-                if r >= 0:
-                    continue
-                if pgno == npages and _accept_trailer(page, h, rep):
-                    continue
-                rep.pages_bad += 1
-                if listed < MAX_LISTED:
-                    why = (
-                        "page number at offset 64 differs"
-                        if r == c.ESE_PAGE_BAD_PGNO
-                        else "bad checksum"
-                    )
-                    rep.problem(f"{path.name}: page {pgno}: {why}")
-                    rep.bad_pages.append(pgno)
-                    listed += 1
-        done += n
-    if rep.pages_bad > listed:
-        rep.problem(f"{path.name}: {rep.pages_bad - listed} more bad pages not listed")
-
-
-def _accept_trailer(page, h: DbHeader, rep: ConsistencyReport) -> bool:
-    """The streamed-backup trailer (7) closes a copied database: accept it
-    when it is checksummed like a header and names this database."""
-    t = ese.parse_backup_trailer(page)
-    if t is None or t.sign_db != h.sign_db:
-        return False
-    rep.trailer = True
-    return True
-
-
-def _check_log(
-    path: Path,
-    expect_gen: int | None,
-    sign_log: Signature | None,
-    rep: ConsistencyReport,
-) -> LogHeader | None:
-    lh, probs, size = _read_log_header(path)
-    for p in probs:
-        rep.problem(f"{path.name}: {p}")
-    if lh is None or probs:
-        return None
-    rep.logs_checked += 1
-    if expect_gen is not None and lh.generation != expect_gen:
-        rep.problem(f"{path.name}: header generation {lh.generation} does not match the file name")
-    if sign_log is not None and lh.sign_log != sign_log:
-        rep.problem(f"{path.name}: generation {lh.generation}: signLog differs from the database's")
-    if lh.cb_sec not in (512, 1024, 2048, 4096, 8192) or lh.csec_header < 1:
-        rep.problem(
-            f"{path.name}: implausible geometry cbSec {lh.cb_sec}, csecHeader {lh.csec_header}"
-        )
-        return lh
-    if size != lh.csec_lgfile * lh.cb_sec:
-        rep.problem(f"{path.name}: size {size} != csecLGFile {lh.csec_lgfile} * cbSec {lh.cb_sec}")
-    if lh.segmented:
-        _check_segments(path, lh, rep)
-    return lh
-
-
-def _check_segments(path: Path, lh: LogHeader, rep: ConsistencyReport) -> None:
-    """v8 segments (5.2): page rule with pgno = isec (or isec - 1); zero ones skipped."""
-    c = _c()
-    cb = lh.cb_sec
-    with open(path, "rb") as f:
-        f.seek(lh.csec_header * cb)
-        data = f.read()
-    nseg = len(data) // cb
-    if not nseg:
-        return
-    mv = memoryview(data)[: nseg * cb]
-    bad, _, ok, old, _ = c.ese_verify_pages(mv, cb, lh.csec_header)
-    rep.segments_ok += ok
-    if not bad and not old:
-        return
-    listed = 0
-    for i in range(nseg):
-        isec = lh.csec_header + i
-        seg = mv[i * cb : (i + 1) * cb]
-        r = c.ese_verify_page(seg, isec)
-        if r == c.ESE_PAGE_UNINIT or r == c.ESE_PAGE_OK:
-            continue
-        if c.ese_verify_page(seg, isec - 1) == c.ESE_PAGE_OK and r != c.ESE_PAGE_OK_OLD:
-            rep.segments_ok += 1  # ESE also accepts a segment checksummed as isec - 1
-            continue
-        rep.segments_bad += 1
-        if listed < MAX_LISTED:
-            rep.problem(f"{path.name}: generation {lh.generation}: segment {isec}: bad checksum")
-            listed += 1
-
-
-def _check_dit(dit: Path, rep: ConsistencyReport) -> DbHeader | None:
-    """Header pair and every page of the database; returns the header used."""
-    try:
-        f = open(dit, "rb")  # noqa: SIM115 - closed by the with below; open errors reported
-    except OSError as e:
-        rep.problem(f"{DIT_NAME}: cannot open: {e.strerror}")
-        return None
-    with f:
-        pair = ese.read_db_header_pair(f.read(2 * 32768))
-        rep.warnings += [f"{DIT_NAME}: {w}" for w in pair.warnings]
-        for p in pair.problems:
-            rep.problem(f"{DIT_NAME}: {p}")
-        h = pair.header
-        rep.header_used = pair.used
-        if h is None:
-            return None
-        ps = h.page_size
-        rep.page_size, rep.dbstate = ps, h.dbstate
-        size = os.fstat(f.fileno()).st_size
-        if size % ps:
-            rep.problem(f"{DIT_NAME}: size {size} is not a multiple of the page size {ps}")
-        npages = size // ps - 2
-        if npages > 0:
-            _check_pages(dit, f, ps, npages, h, rep)
-    return h
-
-
-def check_consistency(
-    ntds_dir, gen_low: int | None = None, gen_high: int | None = None
-) -> ConsistencyReport:
-    """What a DC checks when it starts after a restore (docs/ESE.md, reference 8).
-
-    Database header + shadow, every page checksum, every log header and v8
-    segment, the generation chain (consecutive, tmPrevGen, signLog), edb.chk,
-    and that the required generations are present: lGenMinRequired ..
-    lGenMaxRequired of a database that is not cleanly shut down, and
-    gen_low .. gen_high (inclusive) when given.  Never raises for damaged
-    files: every finding goes into the report.
-    """
-    ntds = Path(ntds_dir)
-    rep = ConsistencyReport()
-    dit = ntds / DIT_NAME
-    h = _check_dit(dit, rep)
-    sign_log = h.sign_log if h is not None else None
-
-    # --- logs
-    closed = _log_files(ntds)
-    headers: dict[int, LogHeader] = {}
-    for gen in sorted(closed):
-        lh = _check_log(ntds / closed[gen], gen, sign_log, rep)
-        if lh is not None:
-            headers[gen] = lh
-    cur = ntds / CURRENT_LOG
-    if cur.exists():
-        lh = _check_log(cur, None, sign_log, rep)
-        if lh is not None:
-            top = max(closed) if closed else None
-            if top is not None and lh.generation == top:
-                # between link() and rename() of a log roll: the same log twice
-                rep.warnings.append(
-                    f"{CURRENT_LOG}: same generation as {closed[top]} (interrupted roll)"
-                )
-            elif top is not None and lh.generation != top + 1:
-                rep.problem(
-                    f"{CURRENT_LOG}: generation {lh.generation} does not follow the highest "
-                    f"closed log {top}"
-                )
-            else:
-                headers[lh.generation] = lh
-    gens = sorted(headers)
-    rep.log_generations = gens
-    for a, b in zip(gens, gens[1:]):
-        if b != a + 1:
-            rep.problem(
-                f"log generations {a + 1}..{b - 1} missing between {log_name(a)} and "
-                f"{log_name(b) if b in closed else CURRENT_LOG}"
-            )
-        elif headers[b].tm_prev_gen != headers[a].tm_create:
-            rep.problem(
-                f"{log_name(b) if b in closed else CURRENT_LOG}: generation {b}: tmPrevGen "
-                f"does not equal tmCreate of generation {a} (broken log chain)"
-            )
-
-    # --- required generations
-    def require(lo: int, hi: int, why: str) -> None:
-        missing = [g for g in range(lo, hi + 1) if g not in headers]
-        if missing:
-            shown = ", ".join(str(g) for g in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            rep.problem(f"missing log generation(s) {shown} ({why} {lo}..{hi})")
-
-    if h is not None and h.dbstate != ese.DBSTATE_CLEAN_SHUTDOWN and h.gen_min_required > 0:
-        rep.required = (h.gen_min_required, max(h.gen_min_required, h.gen_max_required))
-        require(*rep.required, f"{DIT_NAME} requires")
-    if gen_low is not None or gen_high is not None:
-        lo = gen_low if gen_low is not None else (gens[0] if gens else 1)
-        hi = gen_high if gen_high is not None else (gens[-1] if gens else lo)
-        require(lo, hi, "the restore registered")
-
-    # --- checkpoint
-    chk = ntds / CHECKPOINT_NAME
-    if not chk.exists():
-        rep.warnings.append(
-            f"{CHECKPOINT_NAME}: absent (recovery starts at the required generation)"
-        )
-    else:
-        cp, probs, warns = ese.read_checkpoint(chk.read_bytes())
-        for p in probs:
-            rep.problem(f"{CHECKPOINT_NAME}: {p}")
-        rep.warnings += [f"{CHECKPOINT_NAME}: {w}" for w in warns]
-        if cp is not None:
-            rep.checkpoint_gen = cp.lgpos_checkpoint.generation
-            if sign_log is not None and cp.sign_log != sign_log:
-                rep.problem(f"{CHECKPOINT_NAME}: signLog differs from the database's")
-            if gens and not gens[0] <= rep.checkpoint_gen <= gens[-1] + 1:
-                rep.warnings.append(
-                    f"{CHECKPOINT_NAME}: checkpoint generation {rep.checkpoint_gen} "
-                    f"outside the logs present ({gens[0]}..{gens[-1]})"
-                )
-    return rep
+def check_consistency(ntds_dir, gen_low: int | None = None,
+                      gen_high: int | None = None) -> Verdict:
+    """What a DC checks when it starts after a restore (docs/ESE.md, "Checks"):
+    dbcheck.check_folder on this NTDS folder."""
+    return check_folder(ntds_dir, gen_low=gen_low, gen_high=gen_high)
 
 
 __all__ = [

@@ -36,7 +36,9 @@ from .._ntdsbcli import DIGEST_NONE, DIGEST_PLAIN, DIGEST_STORED, BackupContext,
 from ..archive import signing
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
-from ..errors import DCStateError, NtdsbackupError
+from ..dbcheck import KIND_LOG, KIND_NONE, FileFacts, Verdict, judge, kind_of
+from ..dbcheck.pages import new_checker, result_of
+from ..errors import DatabaseDamaged, DCStateError, NtdsbackupError
 from ..events import BackupEvent
 from ..lists import BFT_LOG, ListEntry, parse_multistring
 from ..platform import files
@@ -83,6 +85,7 @@ class BackupSummary:
     stats: dict[str, Any] = field(default_factory=dict)
     encrypted: bool = False
     signature: str | None = None     # NAME.minisig written beside the archive
+    ese: dict[str, Any] | None = None  # the ESE verdict, as the trailer records it
 
     @property
     def mb_per_s(self) -> float:
@@ -98,7 +101,8 @@ class BackupSummary:
                 "seconds": round(self.seconds, 3), "mb_per_s": round(self.mb_per_s, 1),
                 "ratio": round(self.ratio, 3), "log_generations": self.log_generations,
                 "truncated": self.truncated, "truncate_error": self.truncate_error,
-                "stats": self.stats, "encrypted": self.encrypted, "signature": self.signature}
+                "stats": self.stats, "encrypted": self.encrypted, "signature": self.signature,
+                "ese": self.ese}
 
 
 def _log_generation(path: str) -> int | None:
@@ -212,7 +216,8 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
            truncate: bool = True, overwrite: bool = False,
            progress: Callable[[BackupEvent], None] | None = None,
            recipients: Sequence[X25519Recipient] = (), passphrase: str | None = None,
-           signing_key: SigningKey | None = None) -> BackupSummary:
+           signing_key: SigningKey | None = None, on_bad_page: str = "fail",
+           page_checks: bool = True) -> BackupSummary:
     """Back up the DC `server` to `dest` (a path, '-' for stdout, an open
     descriptor, or a binary file-like object).  An existing path is refused
     (platform.files.FileExists) unless overwrite.  progress(event: dict)
@@ -222,7 +227,17 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
     recipients (age X25519 recipients) or passphrase: the output is an age
     file whose plaintext is the archive, readable only with a matching
     identity or the passphrase.  signing_key (a minisign key): a signature
-    NAME.minisig is written beside the file (ntdsbackup.archive.signing)."""
+    NAME.minisig is written beside the file (ntdsbackup.archive.signing).
+
+    The workers also check every page of the database and every log segment
+    as they stream (dbcheck), and the trailer records the verdict.  A set a
+    DC could not boot from (a bad page, a bad header, a broken or incomplete
+    log chain) raises DatabaseDamaged before the archive is committed when
+    on_bad_page is "fail"; with "warn" the archive is kept and its trailer
+    says why it is not bootable.  page_checks=False skips the checks (for
+    measuring what they cost)."""
+    if on_bad_page not in ("fail", "warn"):
+        raise ValueError(f"on_bad_page must be 'fail' or 'warn', not {on_bad_page!r}")
     out = _Destination(dest, overwrite=overwrite)
     out.check(signed=signing_key is not None)
     envelope = _envelope(recipients, passphrase)
@@ -248,8 +263,8 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
                          envelope=envelope.header + envelope.nonce if envelope else b"")
         now = int(time.time())
         writer = ArchiveWriter(sink, level=level, mtime=now)
-        run = _Run(ctx, writer, sink, emit, chunk_size=chunk_size, threads=threads,
-                   ring_depth=ring_depth, level=level, serial=serial)
+        run = _Run(ctx, writer, sink, emit, page_checks, chunk_size=chunk_size,
+                   threads=threads, ring_depth=ring_depth, level=level, serial=serial)
 
         databases = parse_multistring(ctx.get_database_names())         # step 4
         if not databases:
@@ -269,15 +284,26 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
         gens = sorted(g for g in (_log_generation(e.path) for e in logs
                                   if e.bft == BFT_LOG) if g is not None)
         log_generations = {"low": gens[0], "high": gens[-1]} if gens else {}
-        if gens and gens != list(range(gens[0], gens[-1] + 1)):
+        if gens and gens != list(range(gens[0], gens[-1] + 1)) and not page_checks:
+            # (With the checks on, the verdict names the missing generations.)
             raise NtdsbackupError(f"the DC returned a log set with gaps: generations {gens}")
         totals = run.totals()
-        writer.finish({
+        verdict = run.verdict(log_generations) if page_checks else None
+        if verdict is not None and not verdict.ok and on_bad_page == "fail":
+            raise DatabaseDamaged(
+                f"{server}: the database or its logs fail the ESE checks, so a DC could "
+                f"not boot from this backup; no archive was written "
+                f"(--on-bad-page warn keeps it): " + "; ".join(verdict.problems[:5]),
+                verdict)
+        trailer = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True,
             "files": [r.trailer_entry() for r in run.records],
             "log_generations": log_generations, "stats": totals, "tool": _tool(),
             "finished": _iso(time.time()),
-        })
+        }
+        if verdict is not None:
+            trailer["ese"] = verdict.record()
+        writer.finish(trailer)
         def signature(digest: bytes, file_name: str) -> str:
             return signing.sign(signing_key, digest, server=server.lstrip("\\"),
                                 created_unix=now, token=ctx.token, file_name=file_name)
@@ -312,21 +338,25 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
                          totals["bytes_read"], sink.stored, seconds, log_generations, truncated,
                          truncate_error, totals, encrypted=envelope is not None,
                          signature=(str(out.signature) if out.signature else "embedded")
-                         if signing_key is not None else None)
+                         if signing_key is not None else None,
+                         ese=verdict.record() if verdict is not None else None)
 
 
 class _Run:
     """Per-backup state: streams one file after another into the writer."""
 
     def __init__(self, ctx: BackupContext, writer: ArchiveWriter, sink: Sink,
-                 emit: Callable[[BackupEvent], None], **engine: Any):
+                 emit: Callable[[BackupEvent], None], page_checks: bool, **engine: Any):
         self.ctx = ctx
         self.writer = writer
         self.sink = sink
         self.emit = emit
         self.engine = engine
+        self.page_checks = page_checks
         self.records: list[FileRecord] = []
         self.stats: list[dict[str, Any]] = []
+        self.database: FileFacts | None = None
+        self.logs: list[FileFacts] = []
 
     def file(self, entry: ListEntry, size: int) -> None:
         rec = FileRecord(member_name(entry.bft, entry.path), entry.bft, entry.path, size)
@@ -340,9 +370,17 @@ class _Run:
         def on_progress(done: int, _name: str = rec.name, _size: int = size) -> None:
             self.emit({"event": "progress", "name": _name, "done": done, "size": _size})
 
+        kind = kind_of(entry.bft) if self.page_checks else KIND_NONE
+        checker = new_checker(kind, size) if kind != KIND_NONE else None
         result = self.ctx.backup_file(size, rec.name, progress=on_progress, **sink_kw,
-                                      **self.engine)
+                                      pages=checker, **self.engine)
         self.ctx.close_file()
+        if checker is not None:
+            facts = FileFacts(rec.name, result_of(checker), _log_generation(entry.path))
+            if kind == KIND_LOG:
+                self.logs.append(facts)
+            elif self.database is None:
+                self.database = facts
         stats = result["stats"]
         self.sink.advance(stats["bytes_written"])
         rec.xxh3_128 = result["xxh3_128"].hex()
@@ -353,6 +391,11 @@ class _Run:
         self.records.append(rec)
         self.stats.append(stats)
         self.emit({"event": "progress", "name": rec.name, "done": size, "size": size})
+
+    def verdict(self, log_generations: dict[str, int]) -> Verdict:
+        """What a DC would find after restoring this backup."""
+        return judge(self.database, self.logs, gen_low=log_generations.get("low"),
+                     gen_high=log_generations.get("high"))
 
     def totals(self) -> dict[str, Any]:
         keys = ("bytes_read", "bytes_written", "chunks", "read_calls", "wall_seconds",

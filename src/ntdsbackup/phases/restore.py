@@ -43,8 +43,11 @@ from ..archive.ops import ArchiveSource
 from ..archive.reader import MemberResult, ReadReport
 from ..archive.signing import Trust
 from ..archive.source import ArchiveInput
+from ..dbcheck import Verdict
+from ..dbcheck.archive import ArchivePages
 from ..errors import (
     ArchiveError,
+    DatabaseDamaged,
     DCStateError,
     EngineError,
     HResultError,
@@ -68,6 +71,7 @@ from .restore_plan import (
     Check,
     RestorePlan,
     check_log_chain,
+    check_recorded_verdict,
     check_required_logs,
     check_space,
     database_header,
@@ -286,13 +290,16 @@ class _Run:
             with self.inp.reader() as fh:
                 header = database_header(fh, self.docs["index"], plan.database.name)
             check_required_logs(plan, header)
+            check_recorded_verdict(plan, self.docs["trailer"])
             check_space(plan)
             if dry_run:
                 self.emit({"event": "phase", "phase": "verify"})
                 tv = time.monotonic()
+                pages = ArchivePages()
                 report = read_fd(self.inp.rewind(), threads=self.threads,
-                                 progress=_progress_events(self.emit, "verify"))
+                                 progress=_progress_events(self.emit, "verify"), pages=pages)
                 _integrity_checked(plan, report)
+                _pages_checked(plan, pages.verdict(report.trailer))
                 return RestoreResult(plan, True, time.monotonic() - t0,
                                      verify_seconds=time.monotonic() - tv)
             try:
@@ -310,8 +317,10 @@ class _Run:
         ts = time.monotonic()
         rj.sweep(dirs)                 # staging files of a restore killed while staging
         staged: dict[str, str] = {}
-        report = _stage(self.inp, plan, staged, self.threads, self.emit)
+        pages = ArchivePages()
+        report = _stage(self.inp, plan, staged, self.threads, self.emit, pages)
         _integrity_checked(plan, report)
+        _pages_checked(plan, pages.verdict(report.trailer))
         stage_seconds = time.monotonic() - ts
 
         tw = time.monotonic()
@@ -483,8 +492,20 @@ def _integrity_checked(plan: RestorePlan, report: ReadReport) -> None:
                              "every chunk hash, file hash and the trailer match"))
 
 
+def _pages_checked(plan: RestorePlan, verdict: Verdict) -> None:
+    """The staged files as the DC's consistency check will see them: refuse
+    now, while the DC's own files are untouched, rather than leave a DC that
+    cannot start."""
+    plan.checks.append(Check("database pages", verdict.ok, verdict.summary_text()))
+    if not verdict.ok:
+        raise DatabaseDamaged(
+            "the archived database or its logs fail the ESE checks, so the DC could not "
+            "boot from them; refusing before anything changes: "
+            + "; ".join(verdict.problems[:5]), verdict)
+
+
 def _stage(inp: ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads: int,
-           emit: Callable[[RestoreEvent], None]) -> ReadReport:
+           emit: Callable[[RestoreEvent], None], pages: ArchivePages) -> ReadReport:
     """The one pass over the archive: every file decompressed into its staging
     file (the engine: frames in parallel, each chunk verified as it is
     written), its whole-file hash checked, given the mode and owner of the
@@ -511,7 +532,7 @@ def _stage(inp: ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads
             os.close(target.fd)
 
     report = read_fd(inp.rewind(), open_member=open_member, close_member=close_member,
-                     threads=threads, progress=_progress_events(emit, "stage"))
+                     threads=threads, progress=_progress_events(emit, "stage"), pages=pages)
     for d in plan.directories:
         fsync_dir(d)
     return report

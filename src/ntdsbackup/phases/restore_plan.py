@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import ese
 from ..archive.reader import FrameReader, MemberResult
-from ..errors import ArchiveError, NtdsbackupError
+from ..errors import ArchiveError, DatabaseDamaged, NtdsbackupError
 from ..fsutil import format_size
 from ..lists import BFT_CHECKPOINT_DIR, BFT_LOG, BFT_LOG_DIR, BFT_NTDS_DATABASE, BFT_PATCH_FILE
 
@@ -242,6 +242,30 @@ def check_required_logs(plan: RestorePlan, pair: ese.HeaderPair) -> None:
     detail = ", ".join(f"{why} {lo}..{hi}" for lo, hi, why in need) or \
         "the database was shut down cleanly: no logs required"
     plan.checks.append(Check("required logs", True, f"{detail}; all archived"))
+
+
+def check_recorded_verdict(plan: RestorePlan, trailer: dict) -> None:
+    """What the backup found when it checked every page and log as it
+    streamed them (the trailer's "ese"): an archive it recorded as not
+    bootable is refused before anything changes.  The staging pass checks
+    the pages again (dbcheck) before the DC's files are touched."""
+    recorded = trailer.get("ese")
+    if not isinstance(recorded, dict):
+        plan.checks.append(Check("database at backup", True,
+                                 "not recorded (an archive made without page checks)"))
+        return
+    pages = recorded.get("pages") or {}
+    logs = recorded.get("logs") or {}
+    detail = (f"{recorded.get('verdict')}: {pages.get('ok', 0) + pages.get('old_format', 0)} "
+              f"pages valid, {pages.get('bad', 0)} bad, {pages.get('correctable', 0)} "
+              f"correctable; logs {logs.get('low')}..{logs.get('high')}")
+    if recorded.get("verdict") != "bootable":
+        plan.checks.append(Check("database at backup", False, detail))
+        raise DatabaseDamaged(
+            "the backup recorded that its database or logs fail the ESE checks, so the DC "
+            "could not boot from them; refusing before anything changes: "
+            + "; ".join(str(p) for p in (recorded.get("problems") or [])[:5]))
+    plan.checks.append(Check("database at backup", True, detail))
 
 
 def check_space(plan: RestorePlan) -> None:
