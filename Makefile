@@ -13,8 +13,10 @@ DEMO_SIZE ?= 1GiB
 APT_PACKAGES := gcc make pkg-config libzstd-dev libxxhash-dev libssl-dev zstd
 # What the suite needs on top of those (the Windows build's are below): tar for
 # the emergency-path round trip, valgrind for the native tests, age and
-# minisign for the crypto layer's interop tests.
-TEST_APT_PACKAGES := tar valgrind age minisign
+# minisign for the crypto layer's interop tests, and a Ceph cluster (monitor,
+# OSD, radosgw and the admin tools) that tests/s3server.py starts on loopback
+# for the object-storage tests.
+TEST_APT_PACKAGES := tar valgrind age minisign ceph-mon ceph-osd radosgw ceph-common rclone
 SOURCES := pyproject.toml setup.py $(wildcard src/*.pyx src/pyx/*.pxi src/engine/*.c \
 	src/engine/*.h src/emu/*.c src/emu/*.h include/*.h)
 # What the Windows build and its run under Wine need (make test-windows): the
@@ -110,15 +112,22 @@ lint: dev
 demo: build
 	$(PY) -m ntdsbackup.demo --root $(DEMO_ROOT) --size $(DEMO_SIZE)
 
-# The readable side-by-side tables, the RPC latency model and a sweep plot
-# (bench-sweep.png), then the pytest-benchmark suite with the performance
-# targets, whose result is make's.  BENCH_SIZE changes the emulated DC.
+# The readable side-by-side tables, the RPC latency model (interleaved
+# rounds), a sweep plot (bench-sweep.png), the scaling with the database size
+# on tmpfs and on the disk (bench-scale-*.png), then the pytest-benchmark
+# suite with the performance targets, whose result is make's.  BENCH_SIZE
+# changes the emulated DC, SCALE_SIZES the sizes of the scaling runs.
 BENCH_SIZE ?= 1GiB
+SCALE_SIZES ?= 256MiB,512MiB,1GiB,2GiB,4GiB
 bench: dev
 	$(PY) -m ntdsbackup bench --size $(BENCH_SIZE)
-	$(PY) -m ntdsbackup bench --size $(BENCH_SIZE) --latency-model
+	$(PY) -m ntdsbackup bench --size $(BENCH_SIZE) --latency-model --repeat 7
 	$(PY) -m ntdsbackup bench --size $(BENCH_SIZE) --sweep threads,chunk,ring,level \
 		--plot bench-sweep.png
+	$(PY) -m ntdsbackup bench --scale $(SCALE_SIZES) --plot bench-scale-tmpfs.png
+	mkdir -p .bench-disk
+	$(PY) -m ntdsbackup bench --scale $(SCALE_SIZES) --work-dir .bench-disk \
+		--plot bench-scale-disk.png
 	NTDSB_BENCH_SIZE=$(BENCH_SIZE) $(PY) -m pytest -q -p no:cacheprovider benchmarks \
 		--benchmark-columns=median,min,max,rounds
 
@@ -154,7 +163,7 @@ docs: dev
 
 clean:
 	rm -rf build dist src/_ntdsbcli.c src/ntdsbackup/*.so tests/native/bin $(DEMO_ROOT) \
-		bench-sweep.png
+		bench-sweep.png bench-scale-tmpfs.png bench-scale-disk.png .bench-disk
 
 distclean: clean
 	rm -rf $(VENV) src/*.egg-info .pytest_cache .ruff_cache .benchmarks

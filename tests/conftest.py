@@ -89,3 +89,22 @@ def s3():
                 os.environ[name] = value
         forget_clients()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bucket(s3) -> str:
+    """A plain bucket of the s3 server, one per test module."""
+    return s3.create_bucket()
+
+
+@pytest.fixture(scope="module")
+def lock_bucket(s3) -> str:
+    """A bucket with object lock (and so versioning), one per test module."""
+    return s3.create_bucket(object_lock=True)
+
+
+@pytest.fixture
+def rgw_restarted(s3):
+    """For tests that take radosgw away: it is running again afterwards."""
+    yield s3
+    s3.start_rgw()

@@ -145,12 +145,35 @@ def test_sweep_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_scale_report_and_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
+    from ntdsbackup.bench.plot import plot_scale
+    from ntdsbackup.bench.report import scale_text
+
+    r = bench.scale([TINY * 2, TINY], repeat=1, work_dir=str(tmp_path))
+    assert r["sizes"] == [TINY, TINY * 2] and r["reference_size"] == TINY * 2
+    for row in r["rows"]:
+        assert row["backup"]["mb_per_s_median"] > 0 and row["restore"]["mb_per_s_median"] > 0
+        assert row["backup"]["max_rss_mib"] > 1
+    assert r["rows"][1]["backup_vs_reference"] == 1.0
+    text = scale_text(r)
+    assert f"{TINY >> 20:>5} MiB" in text and "against" in text
+    png = tmp_path / "scale.png"
+    plot_scale(r, str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name != "scale.png"], "files left behind"
+
+
 def test_latency_model_report(tmp_path):
     r = bench.latency_model(TINY, repeat=1, work_dir=str(tmp_path))
     for key in ("compress_rate_mb_s", "read_rate_mb_s", "pipelined_mb_s", "serial_mb_s",
                 "pipelined_over_min", "serial_over_model"):
         assert r[key] > 0
     assert r["bandwidth_cap"] > 0 and r["latency_us"] > 0
+    # interleaved rounds: one per repeat, each with its own overlap figure
+    assert len(r["rounds"]) == 1 and r["rounds"][0]["overlap"] == r["pipelined_over_min"]
+    lo, hi = r["pipelined_over_min_spread"]
+    assert lo <= r["pipelined_over_min"] <= hi
     assert set(r["runs"]) == {"engine-free-reads", "serial-free-reads", "read-only",
                               "engine-pipelined", "engine-serial"}
 

@@ -76,6 +76,9 @@ def test_every_command_follows_the_schema(emu_root, tmp_path):
     assert signed["encrypted"] and signed["signed"]["server"] == "DC01"
     run("ls", sealed, "-i", tmp_path / "id.txt", "--trusted-key", sign["public"])
     run("bench", "--size", "4MiB", "--repeat", "1", "--no-restore", "--work-dir", tmp_path)
+    fleet = run("list", tmp_path)[-1]
+    assert {r["name"] for r in fleet["archives"]} >= {"a.tar.zst", "a.tar.zst.age"}
+    run("prune", tmp_path, "--keep-last", "1", "--dry-run")
 
     assert verified[-1]["event"] == "verified"
     every = set().union(*seen.values())

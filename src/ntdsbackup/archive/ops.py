@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Literal, Union
 
 from ..errors import ArchiveError
 from ..platform.signals import signal_ended_reader
@@ -46,11 +46,22 @@ class Opened:
 @contextlib.contextmanager
 def open_archive(source: ArchiveSource, keys: DecryptionKeys | None = None, *,
                  threads: int = 0, trust: Trust | None = None,
-                 spool_dir: str | None = None) -> Iterator[Opened]:
-    """The archive for a path, '-' (stdin) or an already open file object:
-    the plaintext when it is an age file (envelope.py).  With trust, the
-    signature is checked first, over the very descriptor read afterwards (a
-    stream is spooled to a private file for that: source.ArchiveInput)."""
+                 spool_dir: str | None = None,
+                 how: Literal["seekable", "stream"] = "stream") -> Iterator[Opened]:
+    """The archive for a path, '-' (stdin), an s3:// URL (remote.py: ranged
+    reads for `how` "seekable", a pipe fed in parallel for "stream") or an
+    already open file object: the plaintext when it is an age file
+    (envelope.py).  With trust, the signature is checked first, over the
+    very descriptor read afterwards (a stream is spooled to a private file
+    for that: source.ArchiveInput)."""
+    from .remote import is_remote, open_source
+
+    if is_remote(source):
+        with open_source(source, how=how, trust=trust, spool_dir=spool_dir) as remote, \
+                open_archive(remote.source, keys, threads=threads, trust=remote.trust,
+                             spool_dir=spool_dir) as opened:
+            yield opened
+        return
     if trust is not None:
         from .source import ArchiveInput
 
@@ -175,7 +186,8 @@ def describe(source: ArchiveSource, *, keys: DecryptionKeys | None = None,
              trust: Trust | None = None, spool_dir: str | None = None) -> dict[str, Any]:
     """Manifest and trailer.  A seekable file is read through its seek index
     (no decompression of the data); a stream is read and verified in full."""
-    with open_archive(source, keys, trust=trust, spool_dir=spool_dir) as opened:
+    with open_archive(source, keys, trust=trust, spool_dir=spool_dir,
+                      how="seekable") as opened:
         docs = _describe(opened.fh)
         opened.check_signed(docs["manifest"])
         if opened.signed is not None:

@@ -2,6 +2,8 @@
 model and plots (``ntdsbackup bench``, ``make bench``)."""
 
 from .compare import run as compare
+from .objects import object_bench
+from .scale import scale
 from .sweep import latency_model, sweep
 
-__all__ = ["compare", "sweep", "latency_model"]
+__all__ = ["compare", "sweep", "latency_model", "scale", "object_bench"]

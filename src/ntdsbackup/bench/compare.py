@@ -48,7 +48,7 @@ from pathlib import Path
 
 from ..emulator import EmulatedDC
 from ..platform.files import fsync_dir, fsync_file
-from .harness import Contender, alternate
+from .harness import Contender, alternate, paired_ratio
 
 RUNNERS = "ntdsbackup.bench.runners"
 
@@ -283,8 +283,23 @@ def bench_workspace(work_dir: str | None):
 
 
 def ratios(first: Contender, others: list[Contender]) -> dict:
-    return {f"{first.name}/{c.name}": round(first.median_mb_per_s() / c.median_mb_per_s(), 3)
-            for c in others if c.median_mb_per_s()}
+    """first's rate over each other's: the median of the per-round ratios."""
+    out = {}
+    for c in others:
+        r = paired_ratio(first, c)
+        if r is not None:
+            out[f"{first.name}/{c.name}"] = round(r[0], 3)
+    return out
+
+
+def ratio_spreads(first: Contender, others: list[Contender]) -> dict:
+    """The per-round ratios' [min, max], beside ratios(): how much to trust each."""
+    out = {}
+    for c in others:
+        r = paired_ratio(first, c)
+        if r is not None:
+            out[f"{first.name}/{c.name}"] = [round(r[1], 3), round(r[2], 3)]
+    return out
 
 
 def _limit(c: Contender, what: str) -> dict:
@@ -336,6 +351,8 @@ def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat
                   "threads": threads, "chunk_size": chunk_size, "work_dir": str(work.parent),
                   "backup": {c.name: c.summary() for c in contenders},
                   "backup_ratios": ratios(contenders[0], [*contenders[1:], climit]),
+                  "backup_ratio_spreads": ratio_spreads(contenders[0],
+                                                        [*contenders[1:], climit]),
                   "limits": limits}
         if eng["extra"].get("written"):
             report["compression_ratio"] = round(eng["bytes"] / eng["extra"]["written"], 3)
@@ -348,6 +365,7 @@ def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat
         alternate([*vc, dlimit], repeat, b.env, on_run)
         report["verify"] = {c.name: c.summary() for c in vc}
         report["verify_ratios"] = ratios(vc[0], [*vc[1:], dlimit])
+        report["verify_ratio_spreads"] = ratio_spreads(vc[0], [*vc[1:], dlimit])
         limits["verify"] = _limit(dlimit, f"{threads} x the single-core decompression rate "
                                           f"of zstd -b{level} on the same ntds.dit")
         b.dc.stop()
@@ -359,6 +377,7 @@ def run(size: int, *, work_dir: str | None = None, page_size: int = 8192, repeat
         alternate([*rc, rlimit], repeat, b.env, on_run)
         report["restore"] = {c.name: c.summary() for c in rc}
         report["restore_ratios"] = ratios(rc[0], [*rc[1:], rlimit])
+        report["restore_ratio_spreads"] = ratio_spreads(rc[0], [*rc[1:], rlimit])
         limits["restore"] = _limit(rlimit, "cp of the same ntds.dit, written beside the "
                                            "file it replaces, fsynced, renamed over it, "
                                            "the old one deleted")

@@ -119,6 +119,17 @@ def measure(contender: Contender, env: dict | None = None) -> Run:
     return Run(int(nbytes or 0), seconds, cpu, rss, extra)
 
 
+def paired_ratio(a: Contender, b: Contender) -> tuple[float, float, float] | None:
+    """a's rate over b's, round by round (alternate() ran them back to back in
+    each round, so a noisy neighbour weighs on both alike): the median and the
+    spread (min, max) of the per-round ratios, or None without runs.  A ratio
+    of two medians taken from different rounds would mix the drift in."""
+    pairs = [x.mb_per_s / y.mb_per_s for x, y in zip(a.runs, b.runs) if y.mb_per_s > 0]
+    if not pairs:
+        return None
+    return statistics.median(pairs), min(pairs), max(pairs)
+
+
 def alternate(contenders: list[Contender], repeat: int, env: dict | None = None,
               on_run=None) -> None:
     """Round-robin: A B C, A B C, ... so drift hits every contender alike.

@@ -102,7 +102,42 @@ def latency_text(r: dict) -> str:
         f"  pipelined engine                        {r['pipelined_mb_s']:8.1f} MB/s  = "
         f"{r['pipelined_over_min']:.2f} x min(R, C) = {r['min_read_compress_mb_s']:.1f}"
         f"  (target >= {r['target_pipelined_over_min']})",
+        f"    per round, P / min(R, C) of that round: median {r['pipelined_over_min']:.3f}, "
+        f"spread {r['pipelined_over_min_spread'][0]:.3f}..{r['pipelined_over_min_spread'][1]:.3f}"
+        f", halves {r['pipelined_over_min_halves'][0]:.3f} / "
+        f"{r['pipelined_over_min_halves'][1]:.3f} ({r['repeat']} rounds)",
         f"  serial engine                           {r['serial_mb_s']:8.1f} MB/s  = "
         f"{r['serial_over_model']:.2f} x 1/(1/R + 1/Cs) = {r['serial_model_mb_s']:.1f}"
         f"  (Cs = {r['serial_compress_rate_mb_s']:.1f})",
     ])
+
+
+def scale_text(report: dict) -> str:
+    ref = report["reference_size"] >> 20
+    lines = [f"scaling with the database size ({report['work_dir']}; against {ref} MiB, "
+             f"target within {report['target_within']:.0%}; {report['repeat']} runs each)",
+             f"  {'size':>9} {'backup MB/s':>12} {'vs ref':>7} {'RSS MiB':>8} "
+             f"{'restore MB/s':>13} {'vs ref':>7} {'RSS MiB':>8}"]
+    for r in report["rows"]:
+        b, s = r["backup"], r["restore"]
+        lines.append(f"  {r['size'] >> 20:>5} MiB {b['mb_per_s_median']:>12.1f} "
+                     f"{r['backup_vs_reference']:>7.2f} {_num(b['max_rss_mib'], '.1f'):>8} "
+                     f"{s['mb_per_s_median']:>13.1f} {r['restore_vs_reference']:>7.2f} "
+                     f"{_num(s['max_rss_mib'], '.1f'):>8}")
+    return "\n".join(lines)
+
+
+def object_text(report: dict) -> str:
+    lines = [f"object storage: {report['target']} ({report['archive_bytes'] / 1e6:.1f} MB "
+             f"archive of a {report['size'] / 2**30:.2f} GiB DC; rates in archive bytes; "
+             f"{report['repeat']} alternating runs each)"]
+    for table, what in (("upload", "upload (the engine: backup streamed into a multipart "
+                                   "upload; rclone: copyto of the same archive file)"),
+                        ("download", "download (the engine: verify over parallel ranged "
+                                     "reads; rclone: cat of the same object to nothing)")):
+        lines += ["", what, HEADER]
+        lines += [_row(s) for s in report[table].values()]
+        for k, v in report[f"{table}_ratios"].items():
+            lo, hi = report[f"{table}_ratio_spreads"][k]
+            lines.append(f"  {k:<34} {v:.2f}x  ({lo:.2f}..{hi:.2f} per round)")
+    return "\n".join(lines)

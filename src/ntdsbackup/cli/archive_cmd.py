@@ -8,7 +8,7 @@ import sys
 
 from ..errors import DatabaseDamaged
 from ..fsutil import format_size
-from .argtypes import threads_arg
+from .argtypes import duration_arg, threads_arg
 from .common import (
     THREADS_HELP,
     engine_options,
@@ -32,11 +32,23 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser("backup", parents=[common], help="back up a DC to an archive")
     p.add_argument("--server", required=True, help="the DC, e.g. DC01 or \\\\DC01")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="archive to write (*.tar.zst), or - for standard output; an existing "
-                        "FILE is refused unless --overwrite")
+                   help="archive to write (*.tar.zst), - for standard output, or an object "
+                        "s3://BUCKET/PREFIX/NAME.tar.zst (streamed as a multipart upload, "
+                        "nothing on local disk; endpoint from $NTDSB_S3_ENDPOINT, credentials "
+                        "from the AWS chain); an existing FILE or object is refused unless "
+                        "--overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing FILE (the entry itself: a symlink there is "
-                        "replaced, never written through)")
+                        "replaced, never written through) or object")
+    p.add_argument("--retain", type=duration_arg, metavar="DURATION",
+                   help="lock the archive (and its NAME.minisig) in object storage for "
+                        "DURATION (e.g. 30d; units h, d, w, y), confirmed before success is "
+                        "reported; needs an s3:// output in a bucket with object lock "
+                        "(checked before the DC is asked anything, exit 2)")
+    p.add_argument("--lock-mode", choices=("compliance", "governance"), default=None,
+                   help="with --retain: compliance (default: nobody can delete or shorten it "
+                        "before the date) or governance (users with the bypass permission "
+                        "can)")
     engine_options(p)
     p.add_argument("--no-truncate", action="store_true",
                    help="skip DsBackupTruncateLogs after the backup")
@@ -50,7 +62,7 @@ def add_parsers(sub, common) -> None:
                         "with -o -)")
     identity_options(p)
     add_encryption_options(p)
-    p.set_defaults(_validate=functools.partial(validate_identity, p))
+    p.set_defaults(_validate=functools.partial(_validate_backup, p))
 
     p = sub.add_parser("verify", parents=[common],
                        help="verify every frame, file hash and the trailer of an archive")
@@ -112,6 +124,12 @@ def add_parsers(sub, common) -> None:
         sub.choices[name].set_defaults(handler=handler)
 
 
+def _validate_backup(parser, args) -> None:
+    validate_identity(parser, args)
+    if args.lock_mode is not None and args.retain is None:
+        parser.error("argument --lock-mode: needs --retain")
+
+
 def _reader_options(p) -> None:
     add_decryption_options(p)
     p.add_argument("--spool-dir", metavar="DIR",
@@ -135,12 +153,17 @@ def cmd_backup(args) -> int:
     sealing = encryption(args)
     progress = progress_for(args, to_stdout)
     dest = _take_stdout() if to_stdout else args.output
+    retention = None
+    if args.retain is not None:
+        from ..phases.object_dest import RetentionRequest
+
+        retention = RetentionRequest(args.retain, (args.lock_mode or "compliance").upper())
     try:
         summary = backup(args.server, dest, identity=identity, level=args.level,
                          threads=args.threads, chunk_size=args.chunk_size,
                          ring_depth=args.ring, truncate=not args.no_truncate,
                          overwrite=args.overwrite, progress=progress,
-                         on_bad_page=args.on_bad_page, **sealing)
+                         on_bad_page=args.on_bad_page, retention=retention, **sealing)
     finally:
         if to_stdout:
             os.close(dest)
@@ -170,6 +193,9 @@ def cmd_backup(args) -> int:
                      f"NOT truncated ({summary.truncate_error or '--no-truncate'})"),
             stream=out)
     say(args, f"archive: {summary.archive}", stream=out)
+    if summary.lock is not None:
+        say(args, f"locked: {summary.lock['mode']} until {summary.lock['until']} (confirmed "
+                  "by the server)", stream=out)
     return 0
 
 
@@ -212,14 +238,23 @@ def cmd_verify(args) -> int:
     import time
 
     from ..archive import verify
+    from ..archive.remote import open_source
+    from ..errors import ArchiveError
 
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
-    progress.expect(archive_total(args.archive, keys))
     t0 = time.monotonic()
-    report = verify(args.archive, threads=args.threads, pure=args.pure,
-                    progress=member_progress(progress), keys=keys, trust=trust(args),
-                    spool_dir=args.spool_dir, deep=args.deep)
+    with open_source(args.archive, how="stream", trust=trust(args),
+                     spool_dir=args.spool_dir) as src:
+        progress.expect(archive_total(args.archive, keys) if src.url is None else None)
+        try:
+            report = verify(src.source, threads=args.threads, pure=args.pure,
+                            progress=member_progress(progress), keys=keys, trust=src.trust,
+                            spool_dir=args.spool_dir, deep=args.deep)
+        except ArchiveError:
+            # A damaged archive is a verify result too: `list` shows it.
+            _cache_verify(args, src, ok=False, manifest={})
+            raise
     seconds = time.monotonic() - t0
     progress.close()
     result = {"event": "verified", "ok": True, "files": len(report.files),
@@ -230,9 +265,12 @@ def cmd_verify(args) -> int:
               "encrypted": report.encrypted,
               "signed": report.signed.as_dict() if report.signed is not None else None,
               "ese": report.ese.record() if report.ese is not None else None}
+    if src.url is not None:
+        result["lock"] = src.lock
     verdict = report.ese
     if verdict is not None and not verdict.ok:
         result["ok"] = False
+    _cache_verify(args, src, ok=result["ok"], manifest=report.manifest)
     if args.json:
         print_json(result)
     else:
@@ -242,6 +280,8 @@ def cmd_verify(args) -> int:
                   f"{format_size(report.raw_bytes)} in {report.chunk_frames} chunks verified "
                   f"({result['mb_per_s']:.0f} MB/s); every chunk hash, file hash and the "
                   "trailer match")
+        if src.url is not None:
+            say(args, _lock_text(src.lock))
         if verdict is not None:
             say(args, *(f"warning: {w}" for w in verdict.warnings))
             say(args, f"ESE checks: {verdict.summary_text()}")
@@ -251,6 +291,22 @@ def cmd_verify(args) -> int:
     if verdict is not None and not verdict.ok:
         raise DatabaseDamaged("not bootable: " + "; ".join(verdict.problems[:5]), verdict)
     return 0
+
+
+def _cache_verify(args, src, *, ok: bool, manifest: dict) -> None:
+    """NAME.verified.json beside the archive (fleet/verified.py), for list."""
+    from ..fleet import verified
+
+    problem = verified.write(args.archive, src.identity if src.url else None, ok=ok,
+                             deep=args.deep, manifest=manifest)
+    if problem:
+        print(f"ntdsbackup: warning: {problem}", file=sys.stderr)
+
+
+def _lock_text(lock) -> str:
+    if lock is None:
+        return "lock     none (the object can be deleted)"
+    return f"lock     {lock['mode']} until {lock['until']}"
 
 
 def _say_recorded(args, ese: dict, stream) -> None:
@@ -266,9 +322,14 @@ def _say_recorded(args, ese: dict, stream) -> None:
 
 def cmd_ls(args) -> int:
     from ..archive import describe
+    from ..archive.remote import open_source
 
-    info = describe(args.archive, keys=decryption_keys(args, stdin_is_data=args.archive == "-"),
-                    trust=trust(args), spool_dir=args.spool_dir)
+    keys = decryption_keys(args, stdin_is_data=args.archive == "-")
+    with open_source(args.archive, how="seekable", trust=trust(args),
+                     spool_dir=args.spool_dir) as src:
+        info = describe(src.source, keys=keys, trust=src.trust, spool_dir=args.spool_dir)
+    if src.url is not None:
+        info["lock"] = src.lock
     index = info.pop("index", None)
     if args.json:
         # The seek index lists every chunk's offset: only when asked for.
@@ -304,6 +365,8 @@ def cmd_ls(args) -> int:
     lines.append(f"{'total':<18} {format_size(total_raw):>12} "
                  f"{format_size(info['archive_bytes']):>12} {ratio:6.2f}  "
                  f"({'verified' if info['verified'] else 'from the seek index'})")
+    if src.url is not None:
+        lines.append(_lock_text(src.lock))
     say(args, *lines)
     if args.index and index is not None:
         say(args, f"seek index: trailer at offset {index.get('trailer_offset')}, "
@@ -313,13 +376,16 @@ def cmd_ls(args) -> int:
 
 def cmd_extract(args) -> int:
     from ..archive import extract
+    from ..archive.remote import open_source
 
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
-    progress.expect(archive_total(args.archive, keys))
-    report = extract(args.archive, args.directory, threads=args.threads, pure=args.pure,
-                     overwrite=args.overwrite, progress=member_progress(progress), keys=keys,
-                     trust=trust(args), spool_dir=args.spool_dir)
+    with open_source(args.archive, how="stream", trust=trust(args),
+                     spool_dir=args.spool_dir) as src:
+        progress.expect(archive_total(args.archive, keys) if src.url is None else None)
+        report = extract(src.source, args.directory, threads=args.threads, pure=args.pure,
+                         overwrite=args.overwrite, progress=member_progress(progress),
+                         keys=keys, trust=src.trust, spool_dir=args.spool_dir)
     progress.close()
     if args.json:
         print_json({"event": "extracted", "directory": os.fspath(args.directory),
@@ -349,11 +415,20 @@ def cmd_restore(args) -> int:
     # Standard input may be the archive: the password never comes from there.
     identity = read_identity(args, stdin_is_data=args.archive == "-")
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
-    progress.expect(archive_total(args.archive, keys))
-    result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
-                     threads=args.threads, progress=progress,
-                     allow_other_server=args.allow_other_server, spool_dir=args.spool_dir,
-                     keys=keys, trust=trust(args))
+    from ..archive.remote import open_source
+
+    # An object is downloaded (parallel ranged reads) to a private spool
+    # before the DC is asked anything: a server that dies meanwhile
+    # changes nothing on the DC.
+    with open_source(args.archive, how="spool", trust=trust(args),
+                     spool_dir=args.spool_dir) as src:
+        progress.expect(archive_total(src.source, keys))
+        result = restore(src.source, args.server, identity=identity, dry_run=args.dry_run,
+                         threads=args.threads, progress=progress,
+                         allow_other_server=args.allow_other_server, spool_dir=args.spool_dir,
+                         keys=keys, trust=src.trust)
+    if src.url is not None:
+        result.plan.archive = src.url      # not the spool's name
     progress.close()
     if args.json:
         progress.emit_json({"event": "result", **result.as_dict()})

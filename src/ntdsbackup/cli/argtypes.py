@@ -178,6 +178,21 @@ def privileges_arg(text: str) -> str:
     return text
 
 
+def object_prefix_arg(text: str) -> str:
+    """s3://BUCKET or s3://BUCKET/PREFIX (where the bench puts its objects)."""
+    if not text.startswith("s3://") or not text[5:].split("/", 1)[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: give s3://BUCKET or s3://BUCKET/PREFIX")
+    return text
+
+
+def size_list_arg(text: str) -> list[int]:
+    """'256MiB,1GiB' -> database sizes, each as dit_size_arg takes it."""
+    sizes = [dit_size_arg(part) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated list of sizes")
+    return sizes
+
+
 def sweep_axes_arg(text: str) -> list[str]:
     from ..bench.sweep import SWEEPS
 
@@ -187,3 +202,23 @@ def sweep_axes_arg(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated list of "
                                          f"{', '.join(SWEEPS)}")
     return axes
+
+
+_DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "y": 366 * 86400}
+RETAIN_MAX_DAYS = 100 * 366        # a century: a typo, not a retention
+
+
+def duration_arg(text: str) -> int:
+    """'30d' -> seconds; units h, d, w, y (a year counted as 366 days, so a
+    retention in years never falls short).  At least an hour: a lock that
+    ends before the backup is read back protects nothing."""
+    t = text.strip().lower()
+    unit = _DURATION_UNITS.get(t[-1:]) if t else None
+    rule = "a whole number and a unit: h, d, w or y (e.g. 30d)"
+    if unit is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; give {rule}")
+    value = _int(t[:-1], rule) * unit
+    if not 3600 <= value <= RETAIN_MAX_DAYS * 86400:
+        raise argparse.ArgumentTypeError(f"{text.strip()} is out of range: give 1h to "
+                                         f"{RETAIN_MAX_DAYS}d")
+    return value

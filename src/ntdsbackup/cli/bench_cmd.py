@@ -7,7 +7,14 @@ import functools
 import sys
 
 from ..fsutil import parse_size
-from .argtypes import check_dit_size, dit_size_arg, repeat_arg, sweep_axes_arg
+from .argtypes import (
+    check_dit_size,
+    dit_size_arg,
+    object_prefix_arg,
+    repeat_arg,
+    size_list_arg,
+    sweep_axes_arg,
+)
 from .common import engine_options, print_json, say
 
 
@@ -26,7 +33,15 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--sweep", metavar="AXES", type=sweep_axes_arg,
                    help="instead: sweep the engine over comma-separated axes "
                         "(threads,chunk,ring,level)")
-    p.add_argument("--plot", metavar="FILE.png", help="with --sweep: draw the sweep")
+    p.add_argument("--scale", metavar="SIZES", type=size_list_arg,
+                   help="instead: backup and restore at each database size of a "
+                        "comma-separated list (e.g. 256MiB,1GiB,4GiB), against the 1 GiB "
+                        "figure, peak memory included")
+    p.add_argument("--target", metavar="s3://BUCKET/PREFIX", type=object_prefix_arg,
+                   help="instead: upload and download through that object store, side by "
+                        "side with rclone (credentials from the standard AWS variables; the "
+                        "run's objects are deleted afterwards)")
+    p.add_argument("--plot", metavar="FILE.png", help="with --sweep or --scale: draw it")
     p.add_argument("--latency-model", action="store_true",
                    help="instead: the RPC latency model (read cost = compression cost)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
@@ -37,8 +52,12 @@ def _validate_bench(parser: argparse.ArgumentParser, args) -> None:
     problem = check_dit_size(args.size, args.page_size)
     if problem:
         parser.error(f"argument --size: {problem}")
-    if args.plot and not args.sweep:
-        parser.error("argument --plot: needs --sweep")
+    if args.plot and not (args.sweep or args.scale):
+        parser.error("argument --plot: needs --sweep or --scale")
+    for size in args.scale or []:
+        problem = check_dit_size(size, 8192)
+        if problem:
+            parser.error(f"argument --scale: {problem}")
 
 
 def cmd_bench(args) -> int:
@@ -52,8 +71,20 @@ def cmd_bench(args) -> int:
 
     common = dict(work_dir=args.work_dir, repeat=args.repeat, level=args.level,
                   threads=args.threads, chunk_size=args.chunk_size, on_run=on_run)
-    kind = "sweep" if args.sweep else "latency_model" if args.latency_model else "compare"
-    if args.sweep:
+    kind = "sweep" if args.sweep else "scale" if args.scale else \
+        "objects" if args.target else "latency_model" if args.latency_model else "compare"
+    if args.target:
+        result = bench.object_bench(args.target, args.size, **common)
+        text = render.object_text(result)
+    elif args.scale:
+        result = bench.scale(args.scale, **common)
+        text = render.scale_text(result)
+        if args.plot:
+            from ..bench.plot import plot_scale
+
+            plot_scale(result, args.plot)
+            result["plot"] = args.plot
+    elif args.sweep:
         result = bench.sweep(args.size, args.sweep, **common)
         text = render.sweep_text(result)
         if args.plot:

@@ -40,7 +40,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The one mapping from exception class to exit code."""
     if isinstance(exc, KeyboardInterrupt):
         return signals.exit_code_for_interrupt(exc)
-    if isinstance(exc, (PasswordError, FileExists, errors.KeyFileError)):
+    if isinstance(exc, (PasswordError, FileExists, errors.KeyFileError, errors.UsageError)):
         return EXIT_USAGE
     if broken_pipe(exc):
         return EXIT_IO

@@ -90,6 +90,9 @@ EVENTS: dict[str, dict] = {
         "ese": (("object", "null"), REQ, "the ESE checks made while streaming, as the "
                                          'trailer records them (docs/FORMAT.md "ese"): '
                                          '"verdict", page and log counts, problems'),
+        "lock": (("object", "null"), REQ, 'with --retain: {"mode", "until"} as the server '
+                                          "confirmed it (mode COMPLIANCE or GOVERNANCE, until "
+                                          "an ISO 8601 UTC time); else null"),
     },
     "verified": {
         "_doc": "verify: every chunk hash, file hash and the trailer matched",
@@ -110,6 +113,8 @@ EVENTS: dict[str, dict] = {
         "ese": (("object", "null"), REQ, "with --deep: the verdict a DC's consistency check "
                                          "would give after a restore (as the trailer's "
                                          '"ese"); else null'),
+        "lock": (("object", "null"), OPT, 'an s3:// archive: {"mode", "until"} of its '
+                                          "object-lock retention, null when it has none"),
     },
     "extracted": {
         "_doc": "extract: every file verified and under its final name",
@@ -128,6 +133,33 @@ EVENTS: dict[str, dict] = {
                                  "every chunk's offset included"),
         "signed": ("object", OPT, "with --trusted-key: what the signature vouches for (as "
                                   "in verified)"),
+        "lock": (("object", "null"), OPT, "an s3:// archive: its retention (as in verified)"),
+    },
+    "fleet": {
+        "_doc": "list: every archive of a folder or s3:// prefix, and per DC the newest "
+                "restorable backup",
+        "location": ("string", REQ, "the folder or s3://BUCKET/PREFIX/ listed"),
+        "archives": ("array", REQ, 'per archive: "name", "url", "server", "created", "size", '
+                                   '"encrypted", "signed", "verified" (the cached verify '
+                                   'result: true, false or null), "lock_mode", '
+                                   '"locked_until", "days_left" (of the tombstone lifetime '
+                                   'its expiry token carries; null when unknown), '
+                                   '"restorable", "problem" (why it could not be read, or '
+                                   "null)"),
+        "servers": ("array", REQ, 'per DC: "server", "archives", "newest_restorable" (a '
+                                  'name or null), "created", "days_left", "flagged" (true '
+                                  "when no backup of it can be restored)"),
+        "seconds": _SECONDS,
+    },
+    "pruned": {
+        "_doc": "prune: what was removed (with --dry-run: would be) and what is kept",
+        "location": ("string", REQ, "the folder or s3://BUCKET/PREFIX/"),
+        "dry_run": ("boolean", REQ, "whether nothing was deleted"),
+        "kept": ("array", REQ, '"name", "server", "created", "reason": the rule ("daily '
+                               '#2"), "newest restorable", "locked" or "unreadable"'),
+        "removed": ("array", REQ, 'the same fields, "reason" "no rule keeps it", and '
+                                  '"removed": the names deleted (the archive, its .minisig '
+                                  "and .verified.json)"),
     },
     "key": {
         "_doc": "key generate: a new key written",
@@ -227,7 +259,7 @@ EVENTS: dict[str, dict] = {
     # -- bench -----------------------------------------------------------------------
     "bench": {
         "_doc": "bench: the report",
-        "kind": ("string", REQ, '"compare", "sweep" or "latency_model"'),
+        "kind": ("string", REQ, '"compare", "sweep", "scale", "objects" or "latency_model"'),
         "report": ("object", REQ, "the measurements (benchmarks/README.md)"),
     },
     # -- any command -----------------------------------------------------------------

@@ -28,7 +28,7 @@ import shtab
 
 from .. import errors
 from ..platform import signals
-from . import archive_cmd, bench_cmd, dc_cmd, keys_cmd
+from . import archive_cmd, bench_cmd, dc_cmd, fleet_cmd, keys_cmd
 from .common import (
     EXIT_IO,
     Reporter,
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dc_cmd.add_parsers(sub, common)
     archive_cmd.add_parsers(sub, common)
+    fleet_cmd.add_parsers(sub, common)
     bench_cmd.add_parsers(sub, common)
     keys_cmd.add_parsers(sub, common)
     return parser

@@ -19,12 +19,12 @@ class ArchivePages:
     def __init__(self) -> None:
         self.results: dict[str, tuple[int, PageResult]] = {}
 
-    def checker_for(self, member: MemberResult):
+    def checker_for(self, member: MemberResult) -> Any:
         """A checker for the member (pages= of restore_file), or None."""
         kind = kind_of(member.bft)
         return new_checker(kind, member.size) if kind != KIND_NONE else None
 
-    def done(self, member: MemberResult, checker) -> None:
+    def done(self, member: MemberResult, checker: Any) -> None:
         if checker is not None:
             self.results[member.name] = (kind_of(member.bft), result_of(checker))
 

@@ -29,7 +29,7 @@ def _facts(path: Path, kind: int, v: Verdict, generation: int | None = None) -> 
         return None
 
 
-def check_folder(ntds_dir, gen_low: int | None = None,
+def check_folder(ntds_dir: str | os.PathLike[str], gen_low: int | None = None,
                  gen_high: int | None = None) -> Verdict:
     """Database header + shadow, every page, every log header and segment, the
     generation chain, edb.chk, and the required generations (the database's,

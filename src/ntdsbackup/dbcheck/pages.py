@@ -116,18 +116,18 @@ class PageResult:
         return self.bad - self.correctable
 
 
-def new_checker(kind: int, file_size: int):
+def new_checker(kind: int, file_size: int) -> Any:
     """A checker for one file, to give to backup_file / restore_file (pages=)."""
     from .. import _ntdsbcli
 
     return _ntdsbcli.PageChecker(kind, file_size)
 
 
-def result_of(checker) -> PageResult:
+def result_of(checker: Any) -> PageResult:
     return PageResult.from_engine(checker.result())
 
 
-def check_file(path, kind: int) -> PageResult:
+def check_file(path: str | os.PathLike[str], kind: int) -> PageResult:
     """Check a file on disk, in blocks, each checked with the GIL released.
     A file that ends before the size it had when opened keeps the units it
     never had counted nowhere: `short` says how many bytes were missing."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import ese
-from ..ese import LogHeader
+from ..ese import LogHeader, Signature
 from .pages import CORRECTABLE, PageResult
 
 DATABASE_NAME = "ntds.dit"
@@ -64,7 +64,7 @@ class Verdict:
         self.problems.append(text)
         self.ok = False
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         d = asdict(self)
         d["pages_total"] = (self.pages_ok + self.pages_old + self.pages_uninit + self.pages_bad
                             + self.pages_correctable)
@@ -119,12 +119,12 @@ def judge(database: FileFacts | None, logs: list[FileFacts], *,
 
     headers: dict[int, LogHeader] = {}
     names: dict[int, str] = {}
-    closed = sorted((f for f in logs if f.generation is not None), key=lambda f: f.generation)
-    for facts in closed:
-        lh = _judge_log(facts, facts.generation, sign_log, v)
+    closed = sorted((f.generation, f) for f in logs if f.generation is not None)
+    for gen, facts in closed:
+        lh = _judge_log(facts, gen, sign_log, v)
         if lh is not None:
-            headers[facts.generation] = lh
-            names[facts.generation] = facts.name
+            headers[gen] = lh
+            names[gen] = facts.name
     for facts in logs:
         if facts.generation is None:
             v.problem(f"{facts.name}: not a log file name (edbXXXXX.log)")
@@ -151,7 +151,7 @@ def judge(database: FileFacts | None, logs: list[FileFacts], *,
             and header.gen_min_required > 0:
         v.required = (header.gen_min_required,
                       max(header.gen_min_required, header.gen_max_required))
-        require(*v.required, f"{database.name} requires")
+        require(*v.required, f"{database.name if database else DATABASE_NAME} requires")
     if header is not None and header.bk_full_cur.gen_low > 0 and gens:
         require(header.bk_full_cur.gen_low, max(gens[-1], header.bk_full_cur.gen_low),
                 "the streamed backup began at")
@@ -212,7 +212,8 @@ def _judge_database(facts: FileFacts, v: Verdict) -> ese.DbHeader | None:
     return h
 
 
-def _judge_log(facts: FileFacts, expect_gen: int | None, sign_log, v: Verdict) -> LogHeader | None:
+def _judge_log(facts: FileFacts, expect_gen: int | None, sign_log: Signature | None,
+               v: Verdict) -> LogHeader | None:
     pages, name = facts.pages, facts.name
     probs = ese.check_log_header(pages.head)
     for p in probs:
@@ -249,7 +250,7 @@ def _judge_log(facts: FileFacts, expect_gen: int | None, sign_log, v: Verdict) -
 
 
 def _judge_current(facts: FileFacts, headers: dict[int, LogHeader], names: dict[int, str],
-                   sign_log, v: Verdict) -> None:
+                   sign_log: Signature | None, v: Verdict) -> None:
     lh = _judge_log(facts, None, sign_log, v)
     if lh is None:
         return

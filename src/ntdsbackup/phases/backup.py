@@ -38,12 +38,14 @@ from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_na
 from ..archive.writer import ArchiveWriter, Sink
 from ..dbcheck import KIND_LOG, KIND_NONE, FileFacts, Verdict, judge, kind_of
 from ..dbcheck.pages import new_checker, result_of
-from ..errors import DatabaseDamaged, DCStateError, NtdsbackupError
+from ..errors import DatabaseDamaged, DCStateError, NtdsbackupError, UsageError
 from ..events import BackupEvent
 from ..lists import BFT_LOG, ListEntry, parse_multistring
 from ..platform import files
 from ..platform.signals import deferred
 from ..provider import open_provider
+from ..storage.location import is_object_url
+from .object_dest import ObjectDestination, RetentionRequest
 
 if TYPE_CHECKING:
     from ..crypto import NewHeader, SigningKey, X25519Recipient
@@ -86,6 +88,7 @@ class BackupSummary:
     encrypted: bool = False
     signature: str | None = None     # NAME.minisig written beside the archive
     ese: dict[str, Any] | None = None  # the ESE verdict, as the trailer records it
+    lock: dict[str, Any] | None = None  # object lock confirmed: {"mode", "until"}
 
     @property
     def mb_per_s(self) -> float:
@@ -102,7 +105,7 @@ class BackupSummary:
                 "ratio": round(self.ratio, 3), "log_generations": self.log_generations,
                 "truncated": self.truncated, "truncate_error": self.truncate_error,
                 "stats": self.stats, "encrypted": self.encrypted, "signature": self.signature,
-                "ese": self.ese}
+                "ese": self.ese, "lock": self.lock}
 
 
 def _log_generation(path: str) -> int | None:
@@ -132,6 +135,19 @@ class _Destination:
         if isinstance(dest, (str, os.PathLike)) and dest != "-":
             self.final = Path(dest)
             self.label = str(self.final)
+
+    @property
+    def signs_beside(self) -> bool:
+        """A file's signature goes beside it, over the bytes stored; a
+        stream's inside it."""
+        return self.final is not None
+
+    @property
+    def name(self) -> str:
+        return self.final.name if self.final is not None else "-"
+
+    def lock_record(self) -> dict[str, Any] | None:
+        return None                  # only object storage holds a retention
 
     @property
     def signature(self) -> Path | None:
@@ -186,7 +202,7 @@ class _Destination:
             raise
         self.signed = True
 
-    def commit(self, sink: Sink) -> None:
+    def commit(self, sink: Sink, trailer: dict[str, Any] | None = None) -> None:
         sink.flush(durable=True)
         if self.tmp is not None:
             assert self.fd is not None and self.final is not None   # set together by open()
@@ -210,6 +226,22 @@ class _Destination:
             self.tmp = None
 
 
+def destination(dest: BackupDestination, *, overwrite: bool = False,
+                retention: RetentionRequest | None = None,
+                encrypted: bool = False) -> _Destination | ObjectDestination:
+    """The destination kind for `dest`: object storage for s3://..., else a
+    path, '-', a descriptor or a file object."""
+    if is_object_url(dest):
+        assert isinstance(dest, str)
+        return ObjectDestination(dest, overwrite=overwrite, retention=retention,
+                                 encrypted=encrypted)
+    if retention is not None:
+        raise UsageError("--retain sets an object lock, so the output must be an object in a "
+                         "bucket with object lock (s3://BUCKET/KEY); nothing was read from "
+                         "the DC")
+    return _Destination(dest, overwrite=overwrite)
+
+
 def backup(server: str, dest: BackupDestination, *, provider: Provider | None = None,
            identity: Identity | None = None, level: int = DEFAULT_LEVEL, threads: int = 0,
            chunk_size: int = DEFAULT_CHUNK_SIZE, ring_depth: int = 0, serial: bool = False,
@@ -217,7 +249,8 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
            progress: Callable[[BackupEvent], None] | None = None,
            recipients: Sequence[X25519Recipient] = (), passphrase: str | None = None,
            signing_key: SigningKey | None = None, on_bad_page: str = "fail",
-           page_checks: bool = True) -> BackupSummary:
+           page_checks: bool = True,
+           retention: RetentionRequest | None = None) -> BackupSummary:
     """Back up the DC `server` to `dest` (a path, '-' for stdout, an open
     descriptor, or a binary file-like object).  An existing path is refused
     (platform.files.FileExists) unless overwrite.  progress(event: dict)
@@ -235,12 +268,17 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
     log chain) raises DatabaseDamaged before the archive is committed when
     on_bad_page is "fail"; with "warn" the archive is kept and its trailer
     says why it is not bootable.  page_checks=False skips the checks (for
-    measuring what they cost)."""
+    measuring what they cost).
+
+    dest "s3://BUCKET/KEY": the archive streams into a multipart upload
+    (phases/object_dest.py); retention (only there) locks it once it is
+    read back, and the backup fails unless the lock is confirmed."""
     if on_bad_page not in ("fail", "warn"):
         raise ValueError(f"on_bad_page must be 'fail' or 'warn', not {on_bad_page!r}")
-    out = _Destination(dest, overwrite=overwrite)
-    out.check(signed=signing_key is not None)
     envelope = _envelope(recipients, passphrase)
+    out = destination(dest, overwrite=overwrite, retention=retention,
+                      encrypted=envelope is not None)
+    out.check(signed=signing_key is not None)
     prov = provider or open_provider()
     emit: Callable[[BackupEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
@@ -257,7 +295,7 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
             # A file's signature goes beside it, over the bytes stored; a
             # stream's inside it, last, over the archive bytes before it.
             digest_mode = DIGEST_NONE if signing_key is None else \
-                DIGEST_STORED if out.final is not None else DIGEST_PLAIN
+                DIGEST_STORED if out.signs_beside else DIGEST_PLAIN
             sink.through(payload_key=envelope.payload_key if envelope else None,
                          digest=digest_mode, threads=threads,
                          envelope=envelope.header + envelope.nonce if envelope else b"")
@@ -307,14 +345,16 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
         def signature(digest: bytes, file_name: str) -> str:
             return signing.sign(signing_key, digest, server=server.lstrip("\\"),
                                 created_unix=now, token=ctx.token, file_name=file_name)
-        if signing_key is not None and out.final is None:
+        if signing_key is not None and not out.signs_beside:
             writer.sign(signature(sink.take_digest(), "-"))
         digest = sink.finish()       # the final age chunk; the stored bytes' digest
-        if signing_key is not None and out.final is not None:
+        if signing_key is not None and out.signs_beside:
             assert digest is not None
-            out.write_signature(signature(digest, out.final.name))
+            out.write_signature(signature(digest, out.name))
         with deferred():
-            out.commit(sink)         # every byte is safely written (fsynced, renamed)
+            # Every byte is safely written (fsynced and renamed; or uploaded,
+            # read back and locked as asked).
+            out.commit(sink, trailer)
 
         truncated, truncate_error = False, None
         if truncate:                                                     # step 6
@@ -339,7 +379,8 @@ def backup(server: str, dest: BackupDestination, *, provider: Provider | None = 
                          truncate_error, totals, encrypted=envelope is not None,
                          signature=(str(out.signature) if out.signature else "embedded")
                          if signing_key is not None else None,
-                         ese=verdict.record() if verdict is not None else None)
+                         ese=verdict.record() if verdict is not None else None,
+                         lock=out.lock_record())
 
 
 class _Run:

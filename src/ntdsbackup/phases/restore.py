@@ -216,6 +216,16 @@ def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = 
     keys decrypt an age-encrypted archive; trust demands a valid signature
     by one of its keys (checked before anything else is read).
     A restore interrupted earlier on this DC is settled first (see recover)."""
+    from ..archive.remote import is_remote, open_source
+
+    if is_remote(archive):
+        # The whole object first (remote.py: the restore reads the end before
+        # the data, then the data twice), checked and removed as any spool.
+        with open_source(archive, how="spool", trust=trust, spool_dir=spool_dir) as remote:
+            return restore(remote.source, server, provider=provider, identity=identity,
+                           dry_run=dry_run, threads=threads, progress=progress,
+                           allow_other_server=allow_other_server, spool_dir=spool_dir,
+                           keys=keys, trust=remote.trust)
     prov = provider or open_provider()
     emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()

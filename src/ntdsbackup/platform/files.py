@@ -37,9 +37,9 @@ from pathlib import Path
 __all__ = ["Directory", "FileExists", "OPEN_RDWR", "OPEN_READ", "PRIVATE_DIR_MODE",
            "PositionedReads", "PRIVATE_DIR_SDDL", "PRIVATE_FILE_SDDL", "PRIVATE_MODE", "commit",
            "copy_mode_and_owner", "create_private", "fsync_dir", "fsync_file", "is_dot_name",
-           "make_private_dirs", "open_private", "os_handle", "pread", "pwrite", "regular_mode",
-           "remove_quietly", "set_binary", "set_hidden", "sync_all", "windows_fd_flags",
-           "write_all"]
+           "large_pipe", "make_private_dirs", "open_private", "os_handle", "pread", "pwrite",
+           "regular_mode", "remove_quietly", "set_binary", "set_hidden", "sync_all",
+           "windows_fd_flags", "write_all"]
 
 # The platform switch of this module; tests set it (with a fake _win32) to
 # follow the Windows branches without calling Windows.
@@ -493,3 +493,20 @@ class Directory:
             return
         with contextlib.suppress(OSError):
             os.fsync(self.fd)
+
+
+def large_pipe(size: int) -> tuple[int, int]:
+    """os.pipe(), its buffer raised to `size` bytes where the system lets a
+    process do that (Linux: F_SETPIPE_SZ, capped by /proc/sys/fs/pipe-max-size);
+    elsewhere, or when refused, the default buffer.  A bigger buffer means
+    fewer wake-ups for a reader of large blocks."""
+    r, w = os.pipe()
+    try:
+        import fcntl
+    except ImportError:                 # Windows: no pipe sizes to set
+        return r, w
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w, set_size, size)
+    return r, w

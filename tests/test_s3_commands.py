@@ -1,0 +1,251 @@
+"""The archive commands over object storage, end to end through the command
+line, against the real radosgw of the `s3` fixture (credentials and
+endpoint reach the subprocesses through the environment only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from dctools import cli, enable_trace, popen, set_faults, snapshot, trace_calls
+from ntdsbackup.cli.common import EXIT_IO, EXIT_USAGE
+from ntdsbackup.storage import abort_stale_uploads, pending_uploads
+
+
+def _key(name: str) -> str:
+    return f"t/{name}-{os.urandom(3).hex()}.tar.zst"
+
+
+
+def _last_json(r) -> dict:
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _ok(r):
+    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
+    return r
+
+
+def test_plain_round_trip(s3, bucket, dc, tmp_path):
+    url = f"s3://{bucket}/{_key('plain')}"
+    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
+                                 text=True)))
+    assert summary["archive"] == url and summary["lock"] is None
+    verified = _last_json(_ok(cli("verify", url, "--json", text=True)))
+    assert verified["ok"] and verified["lock"] is None and verified["server"] == "DC01"
+    record = json.loads(s3.client().get_object(
+        Bucket=bucket, Key=url.split("/", 3)[3] + ".verified.json")["Body"].read())
+    assert record["ok"] and record["size"] == summary["bytes_written"]
+    listed = _last_json(_ok(cli("ls", url, "--json", text=True)))
+    assert listed["verified"] is False            # from the seek index: ranged reads only
+    assert [f["name"] for f in listed["trailer"]["files"]] == \
+        [f["name"] for f in summary["files"]]
+    out = tmp_path / "x"
+    _ok(cli("extract", url, out))
+    assert (out / "database" / "ntds.dit").stat().st_size == summary["files"][0]["size"]
+    _ok(cli("dc", "stop", "DC01"))
+    restored = _last_json(_ok(cli("restore", url, "--server", "DC01", "--json", text=True,
+                                  env={**os.environ, "TMPDIR": str(tmp_path)})))
+    assert restored["archive"] == url
+    assert not list(tmp_path.glob("ntdsb-s3-*"))   # the spool is gone
+    _ok(cli("dc", "start", "DC01"))
+
+
+def test_the_library_reads_and_restores_an_object(s3, bucket, dc, tmp_path, monkeypatch):
+    """ntdsbackup.verify / describe / restore take an s3:// URL as the
+    commands do (and backup writes one)."""
+    import ntdsbackup
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    url = f"s3://{bucket}/{_key('library')}"
+    summary = ntdsbackup.backup("DC01", url)
+    report = ntdsbackup.verify(url, deep=True)
+    assert report.trailer["files"] == summary.files and report.ese.ok
+    docs = ntdsbackup.describe(url)
+    assert docs["verified"] is False and docs["trailer"]["files"] == summary.files
+    _ok(cli("dc", "stop", "DC01"))
+    result = ntdsbackup.restore(url, "DC01")
+    assert {c.name for c in result.plan.checks if c.ok} >= {"database pages",
+                                                             "archive integrity"}
+    assert not list(tmp_path.glob("ntdsb-s3-*"))   # the spool is gone
+    _ok(cli("dc", "start", "DC01"))
+
+
+def test_encrypted_signed_round_trip(s3, bucket, dc, tmp_path):
+    key = _last_json(_ok(cli("key", "generate", "-o", tmp_path / "id.txt", "--json",
+                             text=True)))
+    sign = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
+                              "--json", text=True)))
+    url = f"s3://{bucket}/{_key('sealed')}.age"
+    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "-r", key["public"],
+                                 "--sign-key", tmp_path / "s.key", "--json", text=True)))
+    assert summary["encrypted"] and summary["signature"] == url + ".minisig"
+    reading = ("-i", tmp_path / "id.txt", "--trusted-key", sign["public_file"],
+               "--spool-dir", tmp_path)
+    verified = _last_json(_ok(cli("verify", url, *reading, "--json", text=True)))
+    assert verified["encrypted"] and verified["signed"]["server"] == "DC01"
+    _ok(cli("ls", url, *reading))
+    _ok(cli("extract", url, tmp_path / "x", *reading))
+    assert (tmp_path / "x" / "database" / "ntds.dit").stat().st_size > 0
+    _ok(cli("dc", "stop", "DC01"))
+    _ok(cli("restore", url, "--server", "DC01", *reading))
+    assert not list(tmp_path.glob("ntdsb-s3-*"))
+    _ok(cli("dc", "start", "DC01"))
+    # The signature is checked over the object: a wrong key is refused.
+    other = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "o.key",
+                               "--json", text=True)))
+    r = cli("verify", url, "-i", tmp_path / "id.txt", "--trusted-key", other["public_file"])
+    assert r.returncode == 5, r.stderr
+
+
+def test_a_taken_key_is_refused_before_the_dc_is_asked(s3, bucket, dc):
+    url = f"s3://{bucket}/{_key('taken')}"
+    _ok(cli("backup", "--server", "DC01", "-o", url))
+    enable_trace(dc)
+    r = cli("backup", "--server", "DC01", "-o", url)
+    assert r.returncode == EXIT_USAGE, r.stderr
+    assert "DsBackupPrepareW" not in trace_calls(dc)
+    _ok(cli("backup", "--server", "DC01", "-o", url, "--overwrite"))
+
+
+def test_retain_locks_the_archive(s3, lock_bucket, dc, tmp_path):
+    prefix = f"r-{os.urandom(3).hex()}"
+    url = f"s3://{lock_bucket}/{prefix}/old.tar.zst"
+    sign = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
+                              "--json", text=True)))
+    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--retain", "1d",
+                                 "--sign-key", tmp_path / "s.key", "--json", text=True)))
+    assert summary["lock"]["mode"] == "COMPLIANCE"
+    client = s3.client()
+    for key in (f"{prefix}/old.tar.zst", f"{prefix}/old.tar.zst.minisig"):
+        head = client.head_object(Bucket=lock_bucket, Key=key)
+        assert head.get("ObjectLockMode") == "COMPLIANCE" or client.get_object_retention(
+            Bucket=lock_bucket, Key=key)["Retention"]["Mode"] == "COMPLIANCE"
+    version = client.head_object(Bucket=lock_bucket, Key=f"{prefix}/old.tar.zst")["VersionId"]
+    with pytest.raises(Exception) as refused:
+        client.delete_object(Bucket=lock_bucket, Key=f"{prefix}/old.tar.zst", VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    verified = _last_json(_ok(cli("verify", url, "--trusted-key", sign["public_file"],
+                                  "--json", text=True)))
+    assert verified["lock"]["mode"] == "COMPLIANCE"
+    assert "COMPLIANCE until" in _ok(cli("ls", url, text=True)).stdout
+    # A newer, unlocked backup: the old one is then no DC's newest, and
+    # still prune cannot remove it.
+    _ok(cli("backup", "--server", "DC01", "-o", f"s3://{lock_bucket}/{prefix}/new.tar.zst"))
+    pruned = _last_json(_ok(cli("prune", f"s3://{lock_bucket}/{prefix}", "--keep-last", "1",
+                                "--json", text=True)))
+    assert {d["name"]: d["reason"] for d in pruned["kept"]} == \
+        {"new.tar.zst": "last #1", "old.tar.zst": "locked"}
+    assert pruned["removed"] == []
+    assert not s3.missing(lock_bucket, f"{prefix}/old.tar.zst")
+
+
+def test_retain_on_a_plain_bucket_is_refused_before_the_dc_is_touched(s3, bucket, dc):
+    enable_trace(dc)
+    url = f"s3://{bucket}/{_key('nolock')}"
+    r = cli("backup", "--server", "DC01", "-o", url, "--retain", "30d", text=True)
+    assert r.returncode == EXIT_USAGE, r.stderr
+    assert "object lock" in r.stderr
+    assert "DsBackupPrepareW" not in trace_calls(dc)
+    assert s3.missing(bucket, url.split("/", 3)[3])
+
+
+def _slow_dc(make_dc):
+    """A DC whose archive takes several parts and a few seconds to stream."""
+    dc = make_dc("SLOW1", size=64 << 20)
+    set_faults(dc, bandwidth=12 << 20)
+    return dc
+
+
+def _wait_for_upload(bucket: str, key: str, proc, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(u.location.key == key for u in pending_uploads(bucket, "t/")):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("the upload never started")
+
+
+def test_sigkill_mid_upload_leaves_no_object(s3, bucket, make_dc):
+    _slow_dc(make_dc)
+    key = _key("killed")
+    proc = popen("backup", "--server", "SLOW1", "-o", f"s3://{bucket}/{key}",
+                 stdout=-1, stderr=-1)
+    _wait_for_upload(bucket, key, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert s3.missing(bucket, key)
+    aborted = abort_stale_uploads(bucket, "t/")
+    assert key in [u.location.key for u in aborted]
+    assert not [u for u in pending_uploads(bucket, "t/") if u.location.key == key]
+
+
+def test_server_gone_during_a_backup_exits_7_with_no_object(s3, bucket, make_dc, rgw_restarted):
+    _slow_dc(make_dc)
+    key = _key("gone")
+    proc = popen("backup", "--server", "SLOW1", "-o", f"s3://{bucket}/{key}",
+                 stdout=-1, stderr=-1, text=True)
+    _wait_for_upload(bucket, key, proc)
+    s3.stop_rgw()
+    _out, err = proc.communicate(timeout=180)
+    assert proc.returncode == EXIT_IO, err
+    s3.start_rgw()
+    assert s3.missing(bucket, key)
+    abort_stale_uploads(bucket, "t/")          # what the abort could not reach
+
+
+def test_server_gone_during_a_restore_download_changes_nothing(s3, bucket, make_dc, rgw_restarted,
+                                                               tmp_path):
+    dc = make_dc("BIG1", size=64 << 20)
+    url = f"s3://{bucket}/{_key('big')}"
+    _ok(cli("backup", "--server", "BIG1", "-o", url))
+    _ok(cli("dc", "stop", "BIG1"))
+    before = snapshot(dc.path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    proc = popen("restore", url, "--server", "BIG1", "--spool-dir", spool,
+                 stdout=-1, stderr=-1, text=True)
+    end = time.monotonic() + 60
+    while not list(spool.glob("ntdsb-s3-*")) and time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    s3.stop_rgw()
+    _out, err = proc.communicate(timeout=180)
+    assert proc.returncode == EXIT_IO, err
+    assert snapshot(dc.path) == before
+    assert not list(spool.iterdir())
+
+
+def test_list_and_prune_a_bucket_of_500_archives(s3, bucket, emu_root, tmp_path):
+    from ntdsbackup.emulator import EmulatedDC
+    from ntdsbackup.phases.backup import backup
+
+    prefix = f"fleet-{os.urandom(3).hex()}"
+    client = s3.client()
+    for i in range(20):
+        dc = EmulatedDC(f"F{i:02d}", emu_root)
+        dc.create(1 << 20, log_size=128 << 10, log_count=2)
+        local = tmp_path / f"F{i:02d}.tar.zst"
+        backup(f"F{i:02d}", local, truncate=False)
+        first = f"{prefix}/F{i:02d}-00.tar.zst"
+        client.upload_file(str(local), bucket, first)
+        for j in range(1, 25):
+            client.copy_object(Bucket=bucket, Key=f"{prefix}/F{i:02d}-{j:02d}.tar.zst",
+                               CopySource={"Bucket": bucket, "Key": first})
+    t0 = time.monotonic()
+    fleet = _last_json(_ok(cli("list", f"s3://{bucket}/{prefix}", "--json", text=True)))
+    seconds = time.monotonic() - t0
+    assert len(fleet["archives"]) == 500 and len(fleet["servers"]) == 20
+    assert all(not s["flagged"] for s in fleet["servers"])
+    print(f"list of 500 archives: {seconds:.1f} s (command), {fleet['seconds']:.1f} s (scan)")
+    assert seconds < 60
+    pruned = _last_json(_ok(cli("prune", f"s3://{bucket}/{prefix}", "--keep-last", "2",
+                                "--json", text=True)))
+    assert len(pruned["kept"]) == 40 and len(pruned["removed"]) == 460
+    left = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["KeyCount"]
+    assert left == 40
