@@ -12,7 +12,8 @@ from .pages import KIND_DATABASE, KIND_LOG, PageResult, check_file
 from .verdict import CURRENT_LOG, DATABASE_NAME, FileFacts, Verdict, judge
 
 CHECKPOINT_NAME = "edb.chk"
-LOG_NAME = re.compile(r"^edb([0-9A-Fa-f]{5}|[0-9A-Fa-f]{8})\.log$")
+# Windows names ignore case: EDB0000A.LOG is generation 10 too.
+LOG_NAME = re.compile(r"^edb([0-9A-F]{5}|[0-9A-F]{8})\.log$", re.IGNORECASE)
 
 
 def log_generation(name: str) -> int | None:

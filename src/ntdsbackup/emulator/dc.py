@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dbcheck.folder import log_generation
 from ..errors import DCStateError, NtdsbackupError, format_hresult
 from ..fsutil import atomic_write_text, format_size, fsync_dir
 from ..platform.processes import pid_alive
@@ -29,7 +30,6 @@ __all__ = ["EmulatedDC", "RestoreState", "status_text", "use_emu_root"]
 
 ONLINE = "online"
 DSRM = "dsrm"
-_LOG_NAME = re.compile(r"^edb([0-9A-Fa-f]{5})\.log$")
 # Server names become folder names: no separators, no underscore (the API
 # refuses underscores), nothing that escapes the root.
 _BAD_NAME = re.compile(r"[\\/_:*?\"<>|\x00-\x1f]")
@@ -247,12 +247,8 @@ class EmulatedDC:
 
     # -- reporting --------------------------------------------------------------
     def log_generations(self) -> list[int]:
-        gens = []
-        for entry in os.listdir(self.ntds_dir):
-            m = _LOG_NAME.match(entry)
-            if m:
-                gens.append(int(m.group(1), 16))
-        return sorted(gens)
+        return sorted(g for entry in os.listdir(self.ntds_dir)
+                      if (g := log_generation(entry)) is not None)
 
     def status(self) -> dict:
         cfg = self.config()

@@ -37,6 +37,7 @@ from ..archive import signing
 from ..archive.members import FORMAT_NAME, FORMAT_VERSION, FileRecord, member_name
 from ..archive.writer import ArchiveWriter, Sink
 from ..dbcheck import KIND_LOG, KIND_NONE, FileFacts, Verdict, judge, kind_of
+from ..dbcheck.folder import log_generation
 from ..dbcheck.pages import new_checker, result_of
 from ..errors import DatabaseDamaged, DCStateError, NtdsbackupError, UsageError
 from ..events import BackupEvent
@@ -109,14 +110,8 @@ class BackupSummary:
 
 
 def _log_generation(path: str) -> int | None:
-    """edb0000A.log -> 10 (five hex digits after 'edb')."""
-    base = path.rsplit("\\", 1)[-1].lower()
-    if base.startswith("edb") and base.endswith(".log") and len(base) == 12:
-        try:
-            return int(base[3:8], 16)
-        except ValueError:
-            return None
-    return None
+    """'\\\\DC01\\...\\edb0000A.log' -> 10 (dbcheck's reading of log names)."""
+    return log_generation(path.replace("/", "\\").rsplit("\\", 1)[-1])
 
 
 class _Destination:

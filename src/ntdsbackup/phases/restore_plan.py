@@ -21,12 +21,12 @@ from pathlib import Path
 
 from .. import ese
 from ..archive.reader import FrameReader, MemberResult
+from ..dbcheck.folder import log_generation
 from ..errors import ArchiveError, DatabaseDamaged, NtdsbackupError
 from ..fsutil import format_size
 from ..lists import BFT_CHECKPOINT_DIR, BFT_LOG, BFT_LOG_DIR, BFT_NTDS_DATABASE, BFT_PATCH_FILE
 
 SPACE_MARGIN = 64 << 20       # keep this much free beyond what the staged files need
-LOG_NAME = re.compile(r"^edb([0-9A-Fa-f]{5})\.log$")
 _PATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.pat$")
 # The files of an ESE instance that a restore replaces (the documentation says to
 # empty the destination directories; they are moved aside instead).
@@ -148,10 +148,10 @@ def plan_files(plan: RestorePlan, files: list[MemberResult], to_local) -> None:
         if f.bft == BFT_NTDS_DATABASE:
             unc = plan.locations[BFT_NTDS_DATABASE]
         elif f.bft == BFT_LOG:
-            m = LOG_NAME.match(base)
-            if not m:
+            gen = log_generation(base)
+            if gen is None:
                 raise ArchiveError(f"log file {f.source!r} is not named edbXXXXX.log")
-            unc = plan.locations[BFT_LOG_DIR] + f"\\edb{int(m.group(1), 16):05X}.log"
+            unc = plan.locations[BFT_LOG_DIR] + f"\\edb{gen:05X}.log"
         elif f.bft == BFT_PATCH_FILE:
             if not _PATCH_NAME.match(base):
                 raise ArchiveError(f"patch file {f.source!r} has an unexpected name")
@@ -170,8 +170,8 @@ def plan_files(plan: RestorePlan, files: list[MemberResult], to_local) -> None:
 
 
 def archived_generations(plan: RestorePlan) -> list[int]:
-    return sorted(int(LOG_NAME.match(f.target.name).group(1), 16)
-                  for f in plan.files if f.bft == BFT_LOG)
+    return sorted(g for f in plan.files if f.bft == BFT_LOG
+                  if (g := log_generation(f.target.name)) is not None)
 
 
 def check_log_chain(plan: RestorePlan, trailer: dict) -> None:
