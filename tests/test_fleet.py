@@ -120,3 +120,68 @@ def test_the_keep_rules_are_borgs():
     assert sorted(reasons.values()) == [f"weekly #{i}" for i in range(1, 5)]
     reasons = kept_by_rules(backups[:2], {"daily": 3})
     assert reasons == {id(backups[0]): "daily #1", id(backups[1]): "daily #2 (oldest)"}
+
+
+def _identity_file(path) -> object:
+    from ntdsbackup.crypto import X25519Identity
+
+    identity = X25519Identity.generate()
+    path.write_text(identity.text + "\n")
+    return identity
+
+
+def test_list_and_prune_with_a_key_read_encrypted_archives_themselves(make_dc, tmp_path):
+    folder = tmp_path / "b"
+    folder.mkdir()
+    mine = _identity_file(tmp_path / "mine.txt")
+    theirs = _identity_file(tmp_path / "theirs.txt")
+    for name in ("DCE", "DCF"):
+        _small(make_dc, name)
+    for i in range(2):
+        backup("DCE", folder / f"DCE-{i}.tar.zst.age", truncate=False,
+               recipients=[mine.recipient])
+    backup("DCF", folder / "DCF-0.tar.zst", truncate=False)
+    backup("DCF", folder / "DCF-x.tar.zst.age", truncate=False, recipients=[theirs.recipient])
+    # Without a key: as before, the encrypted rows name no DC.
+    fleet = _json(cli("list", folder, "--json", text=True))
+    rows = {r["name"]: r for r in fleet["archives"]}
+    assert [rows[n]["server"] for n in ("DCE-0.tar.zst.age", "DCE-1.tar.zst.age",
+                                        "DCF-x.tar.zst.age")] == [None, None, None]
+    assert rows["DCE-0.tar.zst.age"]["problem"] == \
+        "encrypted, and no cached verify result names its DC (verify it once)"
+    # With one: its own documents, read by ranges; a wrong key is one row's problem.
+    fleet = _json(cli("list", folder, "-i", tmp_path / "mine.txt", "--json", text=True))
+    rows = {r["name"]: r for r in fleet["archives"]}
+    for name in ("DCE-0.tar.zst.age", "DCE-1.tar.zst.age"):
+        row = rows[name]
+        assert row["server"] == "DCE" and row["encrypted"] and row["problem"] is None, row
+        assert row["restorable"] and 179 < row["days_left"] <= 180 and row["created"]
+    assert rows["DCF-0.tar.zst"]["server"] == "DCF" and rows["DCF-0.tar.zst"]["restorable"]
+    wrong = rows["DCF-x.tar.zst.age"]
+    assert wrong["problem"] == "could not be decrypted: no identity matches"
+    assert wrong["server"] is None and wrong["restorable"] is False
+    assert {s["server"]: s["newest_restorable"] for s in fleet["servers"]} == \
+        {"DCE": "DCE-1.tar.zst.age", "DCF": "DCF-0.tar.zst"}
+    text = cli("list", folder, "-i", tmp_path / "mine.txt", text=True)
+    assert text.returncode == 0
+    line = next(ln for ln in text.stdout.splitlines() if "DCF-x.tar.zst.age" in ln)
+    assert line.startswith("?") and "(could not be decrypted: no identity matches)" in line
+    # Both keys: every row from its documents.
+    both = _json(cli("list", folder, "-i", tmp_path / "mine.txt", "-i",
+                     tmp_path / "theirs.txt", "--json", text=True))
+    assert all(r["problem"] is None and r["server"] for r in both["archives"])
+    # A verify record names the DC of the one the key does not open: the
+    # row shows it, is not restorable, and prune keeps it ("unreadable").
+    assert cli("verify", folder / "DCF-x.tar.zst.age", "-i", tmp_path / "theirs.txt"
+               ).returncode == 0
+    pruned = _json(cli("prune", folder, "--keep-last", "1", "-i", tmp_path / "mine.txt",
+                       "--json", text=True))
+    kept = {d["name"]: d["reason"] for d in pruned["kept"]}
+    assert kept["DCF-x.tar.zst.age"] == "unreadable"
+    assert kept["DCF-0.tar.zst"] == "last #1"
+    assert [d["removed"] for d in pruned["removed"]] == [["DCE-0.tar.zst.age"]]
+    assert sorted(p.name for p in folder.iterdir()) == \
+        ["DCE-1.tar.zst.age", "DCF-0.tar.zst", "DCF-x.tar.zst.age",
+         "DCF-x.tar.zst.age.verified.json"]
+    # A missing identity file is a usage error, before anything is read.
+    assert cli("list", folder, "-i", tmp_path / "nope.txt").returncode == 2

@@ -4,14 +4,11 @@ listing, and what happens when the server or the uploader dies."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import random
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -21,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from flakyproxy import FlakyProxy
 from ntdsbackup.cli.common import EXIT_IO, exit_code_for
 from ntdsbackup.errors import LocationError, StorageError
 from ntdsbackup.storage import (
@@ -199,45 +197,6 @@ def test_a_killed_uploader_leaves_no_object_and_cleanup_aborts_it(s3, bucket):
     assert s3.missing(bucket, location.key)
     assert [p.location for p in abort_stale_uploads(bucket, location.key)] == [location]
     assert pending_uploads(bucket, location.key) == []
-
-
-class FlakyProxy:
-    """A loopback TCP proxy to radosgw that resets its first `drop`
-    connections as they arrive, and then passes bytes through."""
-
-    def __init__(self, target_port: int, drop: int):
-        self.target_port = target_port
-        self.drop = drop
-        self.dropped = 0
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                return
-            if self.dropped < self.drop:
-                self.dropped += 1
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()                      # RST: "connection reset by peer"
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(1 << 16):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture

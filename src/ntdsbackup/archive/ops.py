@@ -48,19 +48,23 @@ def open_archive(source: ArchiveSource, keys: DecryptionKeys | None = None, *,
                  threads: int = 0, trust: Trust | None = None,
                  spool_dir: str | None = None,
                  how: Literal["seekable", "stream"] = "stream") -> Iterator[Opened]:
-    """The archive for a path, '-' (stdin), an s3:// URL (remote.py: ranged
-    reads for `how` "seekable", a pipe fed in parallel for "stream") or an
+    """The archive for a path, '-' (stdin), an s3:// URL or its RemoteInput
+    (remote.py: ranged reads for `how` "seekable", one download into a pipe
+    for "stream"; nothing on local disk) or an
     already open file object: the plaintext when it is an age file
     (envelope.py).  With trust, the signature is checked first, over the
     very descriptor read afterwards (a stream is spooled to a private file
     for that: source.ArchiveInput)."""
-    from .remote import is_remote, open_source
+    from .remote import is_remote
+    from .remote_input import RemoteInput
 
     if is_remote(source):
-        with open_source(source, how=how, trust=trust, spool_dir=spool_dir) as remote, \
-                open_archive(remote.source, keys, threads=threads, trust=remote.trust,
-                             spool_dir=spool_dir) as opened:
-            yield opened
+        with RemoteInput(source, keys, trust) as inp, inp.view(how) as fh:
+            yield Opened(fh, inp.signed)
+        return
+    if isinstance(source, RemoteInput):          # remote.open_source's: opened and checked
+        with source.view(how) as fh:
+            yield Opened(fh, source.signed)
         return
     if trust is not None:
         from .source import ArchiveInput

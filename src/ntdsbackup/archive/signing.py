@@ -111,13 +111,19 @@ def read_signature_file(path: os.PathLike[str] | str) -> str:
     except FileNotFoundError:
         raise SignatureError(f"the archive is not signed: no signature file {path} (a trusted "
                              "key was given, so an unsigned archive is refused)") from None
+    return parse_signature_file(raw, path)
+
+
+def parse_signature_file(raw: bytes, name: object) -> str:
+    """The text of a .minisig read as `raw` (at most MAX_SIGNATURE_FILE + 1
+    bytes of it) from `name`, a file or an object."""
     if len(raw) > MAX_SIGNATURE_FILE:
-        raise SignatureError(f"{path} is not a minisign signature (larger than "
+        raise SignatureError(f"{name} is not a minisign signature (larger than "
                              f"{MAX_SIGNATURE_FILE} bytes)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise SignatureError(f"{path} is not a minisign signature (not UTF-8)") from None
+        raise SignatureError(f"{name} is not a minisign signature (not UTF-8)") from None
 
 
 NOT_SIGNED = ("the archive is not signed: no signature file beside it (NAME.minisig or "
@@ -151,10 +157,17 @@ def check_embedded(fh, signature: tuple[str, int], trusted_keys: Sequence[object
 def check(fd: int, signature_text: str, trusted_keys: Sequence[object]) -> SignedFacts:
     """Verify the signature over the file at `fd` against the trusted keys;
     the facts its trusted comment states.  SignatureError otherwise."""
+    return check_digest(stored_digest(fd), signature_text, trusted_keys)
+
+
+def check_digest(digest: bytes, signature_text: str, trusted_keys: Sequence[object]
+                 ) -> SignedFacts:
+    """check() for stored bytes whose BLAKE2b-512 the caller took (an
+    object read over the network)."""
     from ..crypto import minisign
 
     sig = minisign.Signature.parse(signature_text)
-    key = minisign.verify(sig, stored_digest(fd), trusted_keys)
+    key = minisign.verify(sig, digest, trusted_keys)
     return _facts(sig.trusted_comment, key)
 
 
@@ -196,6 +209,6 @@ def check_manifest(facts: SignedFacts, manifest: dict[str, Any]) -> None:
                              + "; ".join(problems))
 
 
-__all__ = ["NOT_SIGNED", "SIGNATURE_SUFFIX", "SignedFacts", "Trust", "check", "check_embedded",
-           "check_manifest", "read_signature_file", "sign", "signature_path", "stored_digest",
-           "trusted_comment"]
+__all__ = ["MAX_SIGNATURE_FILE", "NOT_SIGNED", "SIGNATURE_SUFFIX", "SignedFacts", "Trust",
+           "check", "check_digest", "check_embedded", "check_manifest", "parse_signature_file",
+           "read_signature_file", "sign", "signature_path", "stored_digest", "trusted_comment"]

@@ -113,6 +113,12 @@ class ArchiveInput:
         return self.fd
 
     @contextlib.contextmanager
+    def data(self) -> Iterator[Any]:
+        """What the engine reads for one pass over the whole archive (the
+        interface remote_input.RemoteInput shares)."""
+        yield self.rewind()
+
+    @contextlib.contextmanager
     def reader(self) -> Iterator[BinaryIO]:
         if self.plain is not None:
             self.plain.seek(0)

@@ -134,7 +134,13 @@ def object_text(report: dict) -> str:
     for table, what in (("upload", "upload (the engine: backup streamed into a multipart "
                                    "upload; rclone: copyto of the same archive file)"),
                         ("download", "download (the engine: verify over parallel ranged "
-                                     "reads; rclone: cat of the same object to nothing)")):
+                                     "reads; rclone: cat of the same object to nothing)"),
+                        ("transfer_upload", "upload, transfer only (the storage layer's "
+                                            "multipart upload of the finished archive file)"),
+                        ("transfer_download", "download, transfer only (the storage layer's "
+                                              "parallel ranged reads into a pipe, drained)")):
+        if table not in report:
+            continue
         lines += ["", what, HEADER]
         lines += [_row(s) for s in report[table].values()]
         for k, v in report[f"{table}_ratios"].items():

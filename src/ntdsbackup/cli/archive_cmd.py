@@ -244,8 +244,7 @@ def cmd_verify(args) -> int:
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
     t0 = time.monotonic()
-    with open_source(args.archive, how="stream", trust=trust(args),
-                     spool_dir=args.spool_dir) as src:
+    with open_source(args.archive, trust=trust(args), keys=keys) as src:
         progress.expect(archive_total(args.archive, keys) if src.url is None else None)
         try:
             report = verify(src.source, threads=args.threads, pure=args.pure,
@@ -325,8 +324,9 @@ def cmd_ls(args) -> int:
     from ..archive.remote import open_source
 
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
-    with open_source(args.archive, how="seekable", trust=trust(args),
-                     spool_dir=args.spool_dir) as src:
+    # An object is read by ranges (an encrypted one: its header, final chunk
+    # and the documents' chunks); a signature to check costs a download.
+    with open_source(args.archive, trust=trust(args), keys=keys) as src:
         info = describe(src.source, keys=keys, trust=src.trust, spool_dir=args.spool_dir)
     if src.url is not None:
         info["lock"] = src.lock
@@ -380,8 +380,7 @@ def cmd_extract(args) -> int:
 
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
     progress = progress_for(args)
-    with open_source(args.archive, how="stream", trust=trust(args),
-                     spool_dir=args.spool_dir) as src:
+    with open_source(args.archive, trust=trust(args), keys=keys) as src:
         progress.expect(archive_total(args.archive, keys) if src.url is None else None)
         report = extract(src.source, args.directory, threads=args.threads, pure=args.pure,
                          overwrite=args.overwrite, progress=member_progress(progress),
@@ -415,20 +414,16 @@ def cmd_restore(args) -> int:
     # Standard input may be the archive: the password never comes from there.
     identity = read_identity(args, stdin_is_data=args.archive == "-")
     keys = decryption_keys(args, stdin_is_data=args.archive == "-")
-    from ..archive.remote import open_source
+    from ..archive.remote import is_remote
 
-    # An object is downloaded (parallel ranged reads) to a private spool
-    # before the DC is asked anything: a server that dies meanwhile
-    # changes nothing on the DC.
-    with open_source(args.archive, how="spool", trust=trust(args),
-                     spool_dir=args.spool_dir) as src:
-        progress.expect(archive_total(src.source, keys))
-        result = restore(src.source, args.server, identity=identity, dry_run=args.dry_run,
-                         threads=args.threads, progress=progress,
-                         allow_other_server=args.allow_other_server, spool_dir=args.spool_dir,
-                         keys=keys, trust=src.trust)
-    if src.url is not None:
-        result.plan.archive = src.url      # not the spool's name
+    # An object is read in place (phases.restore: ranged reads and a
+    # download per pass); a server that dies meanwhile fails the staging
+    # pass before anything on the DC changes.
+    progress.expect(None if is_remote(args.archive) else archive_total(args.archive, keys))
+    result = restore(args.archive, args.server, identity=identity, dry_run=args.dry_run,
+                     threads=args.threads, progress=progress,
+                     allow_other_server=args.allow_other_server, spool_dir=args.spool_dir,
+                     keys=keys, trust=trust(args))
     progress.close()
     if args.json:
         progress.emit_json({"event": "result", **result.as_dict()})

@@ -16,7 +16,7 @@ from ..archive.signing import Trust
 from ..errors import KeyFileError
 from .credentials import PASSPHRASE, PasswordError, read_password
 
-__all__ = ["KeyFileError", "add_decryption_options", "add_encryption_options",
+__all__ = ["KeyFileError", "add_decryption_options", "add_encryption_options", "add_key_options",
            "decryption_keys", "encryption", "identities_in", "read_key_file", "trust"]
 
 MAX_KEY_FILE = 16 << 20          # age's own limit for an identity file
@@ -39,8 +39,8 @@ def add_encryption_options(p: argparse.ArgumentParser) -> None:
                         "written beside it, NAME.minisig")
 
 
-def add_decryption_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("encrypted and signed archives")
+def add_key_options(g: argparse._ActionsContainer) -> None:
+    """The keys a reader decrypts with (decryption_keys reads them)."""
     g.add_argument("-i", "--identity", dest="age_identities", action="append", default=[],
                    metavar="FILE", help="age identity file to decrypt with (repeatable)")
     g.add_argument("--passphrase", action="store_true",
@@ -48,6 +48,11 @@ def add_decryption_options(p: argparse.ArgumentParser) -> None:
                         "$NTDSB_PASSPHRASE or a prompt)")
     g.add_argument("--passphrase-file", metavar="FILE",
                    help="the passphrase is the first line of FILE (implies --passphrase)")
+
+
+def add_decryption_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("encrypted and signed archives")
+    add_key_options(g)
     g.add_argument("--trusted-key", action="append", default=[], metavar="PUB",
                    help="refuse the archive unless it carries a valid signature by this "
                         "minisign public key (a .pub file or its RW... line; repeatable)")

@@ -1,5 +1,9 @@
 """The fleet commands: list (every archive of a folder or bucket prefix, by
-DC, with what is left of each backup's tombstone lifetime) and prune."""
+DC, with what is left of each backup's tombstone lifetime) and prune.
+
+With -i/--identity or a passphrase, an encrypted archive's row comes from
+its own documents (read by ranges, fleet/catalog.py) instead of a cached
+verify result."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import argparse
 from ..fsutil import format_size
 from .argtypes import int_range
 from .common import print_json, say
+from .crypto_options import add_key_options, decryption_keys
 
 workers_arg = int_range(1, 64)
 keep_arg = int_range(0, 100000)
@@ -21,6 +26,7 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--workers", type=workers_arg, default=16, metavar="N",
                    help="archives read at once (default 16; 1 to 64)")
     p.add_argument("--json", action="store_true")
+    _key_options(p)
     p.set_defaults(handler=cmd_list)
 
     p = sub.add_parser("prune", parents=[common],
@@ -37,7 +43,15 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--workers", type=workers_arg, default=16, metavar="N",
                    help="archives read at once (default 16)")
     p.add_argument("--json", action="store_true")
+    _key_options(p)
     p.set_defaults(handler=cmd_prune, _validate=lambda args, p=p: _validate_prune(p, args))
+
+
+def _key_options(p: argparse.ArgumentParser) -> None:
+    add_key_options(p.add_argument_group(
+        "encrypted archives", "with a key, an encrypted archive's DC, time and tombstone "
+        "lifetime are read from its own documents (its header, final chunk and the chunks "
+        "holding them); without one, only from a cached verify result"))
 
 
 def _validate_prune(parser: argparse.ArgumentParser, args) -> None:
@@ -49,7 +63,7 @@ def _validate_prune(parser: argparse.ArgumentParser, args) -> None:
 def cmd_list(args) -> int:
     from ..fleet.catalog import scan
 
-    catalog, _store = scan(args.location, workers=args.workers)
+    catalog, _store = scan(args.location, workers=args.workers, keys=decryption_keys(args))
     if args.json:
         print_json({"event": "fleet", **catalog.as_dict()})
         return 0
@@ -85,7 +99,7 @@ def cmd_prune(args) -> int:
     from ..fleet.prune import carry_out, decide, would_remove
 
     keep = {r: getattr(args, f"keep_{r}") or 0 for r in ("last", "daily", "weekly", "monthly")}
-    catalog, store = scan(args.location, workers=args.workers)
+    catalog, store = scan(args.location, workers=args.workers, keys=decryption_keys(args))
     decisions = decide(catalog, keep)
     if args.dry_run:
         would_remove(decisions)

@@ -144,8 +144,9 @@ EVENTS: dict[str, dict] = {
                                    'result: true, false or null), "lock_mode", '
                                    '"locked_until", "days_left" (of the tombstone lifetime '
                                    'its expiry token carries; null when unknown), '
-                                   '"restorable", "problem" (why it could not be read, or '
-                                   "null)"),
+                                   '"restorable", "problem" (why it could not be read, '
+                                   'or with -i/--passphrase "could not be decrypted: ...", '
+                                   "or null)"),
         "servers": ("array", REQ, 'per DC: "server", "archives", "newest_restorable" (a '
                                   'name or null), "created", "days_left", "flagged" (true '
                                   "when no backup of it can be restored)"),

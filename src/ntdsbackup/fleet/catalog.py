@@ -8,23 +8,40 @@ restorable when its documents read, its cached verify result (if any) is
 not a failure, and that time has not run out.  The manifests are read in
 parallel by a bounded pool, each from ranged reads of the archive's two
 ends (store.py): nothing is decompressed but the three documents.
+
+An encrypted archive's documents are read the same way when keys are
+given: an AgeRanges (archive/age_ranges.py) over those ranged reads opens
+the header, authenticates the final chunk and then only the chunks holding
+the documents.  A key that opens no stanza, or a damaged payload, is that
+row's problem ("could not be decrypted: ..."), not the listing's; its DC
+and time may still come from a cached verify result, but such a row is
+never restorable and prune keeps it.  Without keys an encrypted archive's
+facts come only from a cached verify result.  Passphrase unwraps run one
+at a time: scrypt takes up to 1 GiB each (crypto.READ_WORK_FACTOR).
 """
 
 from __future__ import annotations
 
+import io
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..archive.envelope import is_age
+from ..archive.envelope import DecryptionKeys, is_age
 from ..archive.signing import SIGNATURE_SUFFIX
+from ..errors import DecryptionError
 from .facts import token_of
 from .store import Entry, LocalStore, S3Store, is_archive, open_store
 from .verified import RECORD_SUFFIX, parse
 
+if TYPE_CHECKING:
+    from ..archive.age_ranges import AgeRanges
+
 DEFAULT_WORKERS = 16
+_SCRYPT_AT_ONCE = threading.Semaphore(1)
 
 
 @dataclass
@@ -94,8 +111,11 @@ def newest_restorable(rows: list[Row]) -> Row | None:
     return max(ok, key=lambda r: (r.created_unix or 0, r.name)) if ok else None
 
 
-def scan(location: str, *, workers: int = DEFAULT_WORKERS) -> tuple[Catalog, Any]:
-    """The catalog of `location` and its store (prune deletes through it)."""
+def scan(location: str, *, workers: int = DEFAULT_WORKERS,
+         keys: DecryptionKeys | None = None) -> tuple[Catalog, Any]:
+    """The catalog of `location` and its store (prune deletes through it).
+    keys: what encrypted archives are opened with, to read their own
+    documents."""
     t0 = time.monotonic()
     store = open_store(location)
     entries = store.entries()
@@ -104,11 +124,12 @@ def scan(location: str, *, workers: int = DEFAULT_WORKERS) -> tuple[Catalog, Any
                           if name + s in entries])
             for name, e in sorted(entries.items()) if is_archive(name)]
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="ntdsb-list") as pool:
-        list(pool.map(lambda r: _fill(store, r, entries), rows))
+        list(pool.map(lambda r: _fill(store, r, entries, keys), rows))
     return Catalog(store.label, rows, time.monotonic() - t0), store
 
 
-def _fill(store: LocalStore | S3Store, row: Row, entries: dict[str, Entry]) -> None:
+def _fill(store: LocalStore | S3Store, row: Row, entries: dict[str, Entry],
+          keys: DecryptionKeys | None = None) -> None:
     assert row.entry is not None
     row.signed = row.name + SIGNATURE_SUFFIX in entries
     record = entries.get(row.name + RECORD_SUFFIX)
@@ -122,14 +143,33 @@ def _fill(store: LocalStore | S3Store, row: Row, entries: dict[str, Entry]) -> N
             fh.seek(0)
             if not row.encrypted:
                 _from_documents(row, fh)
+            elif keys:
+                with _decrypted(store, fh, keys) as plain:
+                    _from_documents(row, plain)
+    except DecryptionError as exc:
+        row.problem = f"could not be decrypted: {exc}"
     except (OSError, ValueError, KeyError, TypeError) as exc:   # ArchiveError is a ValueError
         row.problem = str(exc)
     if cached is not None:
         row.verified = cached["ok"]
-        if row.encrypted:
+        if row.encrypted and row.server is None:
             _from_record(row, cached)
     if row.encrypted and row.server is None and row.problem is None:
         row.problem = "encrypted, and no cached verify result names its DC (verify it once)"
+
+
+def _decrypted(store: LocalStore | S3Store, fh: Any, keys: DecryptionKeys) -> AgeRanges:
+    """The plaintext of the encrypted archive `fh`, by positioned reads of
+    it (header, final chunk, then what is read); a passphrase's scrypt
+    unwrap waits for any other one."""
+    from ..archive.age_ranges import AgeRanges
+
+    size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    if keys.passphrase is None:
+        return AgeRanges(store.pread_of(fh), size, keys)
+    with _SCRYPT_AT_ONCE:
+        return AgeRanges(store.pread_of(fh), size, keys)
 
 
 def _from_documents(row: Row, fh: Any) -> None:

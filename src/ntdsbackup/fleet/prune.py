@@ -6,8 +6,9 @@ guards that no rule can override:
   that are past their tombstone lifetime);
 * a locked object is never touched: kept as "locked" (and a delete the
   server refuses because of a lock is reported the same way);
-* a backup whose documents could not be read (its DC unknown) is kept
-  ("unreadable"): nothing is deleted on a guess.
+* a backup whose documents could not be read (its DC unknown, or an
+  encrypted one the keys given did not open) is kept ("unreadable"):
+  nothing is deleted on a guess.
 
 An archive's NAME.minisig and NAME.verified.json go with it.
 """
@@ -38,7 +39,8 @@ def decide(catalog: Catalog, keep: dict[str, int]) -> list[Decision]:
     decisions = []
     servers = {r.server for r in catalog.rows if r.server is not None}
     for server in sorted(servers):
-        mine = [r for r in catalog.rows if r.server == server and r.created_unix is not None]
+        mine = [r for r in catalog.rows if r.server == server and r.created_unix is not None
+                and r.problem is None]
         reasons = kept_by_rules(mine, keep)
         protected = newest_restorable(mine)
         for row in sorted(mine, key=lambda r: (r.created_unix, r.name), reverse=True):

@@ -6,6 +6,9 @@ The bucket's reader (_Ends) fetches the last TAIL bytes in one ranged GET
 (the seek index, the trailer and, for a small archive, everything) and the
 first piece for the manifest in another: a listing of 500 archives costs
 about two GETs each, with no HEAD (the size and ETag come from the listing).
+An encrypted archive read with keys (catalog.py) costs the same: its header
+is in the first piece, its final chunk and usually its documents in the
+tail (pread_of gives its AgeRanges the reads).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,12 @@ class LocalStore:
     def reader(self, entry: Entry) -> Iterator[Any]:
         with open(self.folder / entry.name, "rb") as fh:
             yield fh
+
+    @staticmethod
+    def pread_of(fh: Any) -> Callable[[int, int], bytes]:
+        """Positioned reads of a file reader() gave."""
+        fd = fh.fileno()
+        return lambda size, offset: files.pread(fd, size, offset)
 
     def get(self, entry: Entry) -> bytes:
         with open(self.folder / entry.name, "rb") as fh:
@@ -158,6 +167,11 @@ class S3Store:
     def reader(self, entry: Entry) -> Iterator[Any]:
         yield _Ends(self._loc(entry.name), entry)
 
+    @staticmethod
+    def pread_of(fh: Any) -> Callable[[int, int], bytes]:
+        """Positioned reads of an object reader() gave (its cached ranges)."""
+        return fh.pread  # type: ignore[no-any-return]
+
     def get(self, entry: Entry) -> bytes:
         return _Ends(self._loc(entry.name), entry).fetch(0, min(entry.size, 1 << 20))
 
@@ -199,6 +213,12 @@ class _Ends(io.RawIOBase):
         self.pos = max(0, base + offset)
         return self.pos
 
+    def pread(self, size: int, offset: int) -> bytes:
+        """Up to `size` bytes at `offset`, the position unchanged (what an
+        encrypted archive's AgeRanges reads the stored bytes with)."""
+        n = max(0, min(size, self.size - offset))
+        return self._bytes(offset, n) if n > 0 and offset >= 0 else b""
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.size - self.pos))
@@ -224,25 +244,10 @@ class _Ends(io.RawIOBase):
 
     def fetch(self, offset: int, size: int) -> bytes:
         from ..storage.client import s3_client
-        from ..storage.retry import with_retries
+        from ..storage.reader import get_range
 
-        loc, extra = self.location, ({"VersionId": self.entry.version_id}
-                                     if self.entry.version_id else {})
-
-        def get() -> bytes:
-            response = s3_client().get_object(Bucket=loc.bucket, Key=loc.key,
-                                              Range=f"bytes={offset}-{offset + size - 1}",
-                                              **extra)
-            with response["Body"] as body:
-                data = bytes(body.read())
-            if len(data) != size:
-                raise ConnectionResetError(f"{len(data)} of {size} bytes arrived")
-            return data
-
-        if size <= 0:
-            return b""
-        return with_retries(get, doing=f"reading bytes {offset}-{offset + size - 1} of",
-                            url=loc.url)
+        return get_range(s3_client(), self.location, offset, size,
+                         version_id=self.entry.version_id)
 
 
 def open_store(location: str) -> LocalStore | S3Store:

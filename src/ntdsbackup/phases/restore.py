@@ -34,13 +34,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Union
 
 from .._ntdsbcli import Provider, RestoreContext
 from ..archive.envelope import DecryptionKeys
 from ..archive.fastread import Target, read_fd
 from ..archive.ops import ArchiveSource
 from ..archive.reader import MemberResult, ReadReport
+from ..archive.remote_input import RemoteInput
 from ..archive.signing import Trust
 from ..archive.source import ArchiveInput
 from ..dbcheck import Verdict
@@ -93,6 +94,9 @@ hrDiskIO = 0xC80003FE
 UNCHANGED: Final = "unchanged"        # the DC holds its old files; nothing registered
 COMPLETED: Final = "completed"        # the DC holds the archive's files, registered complete
 ROLLED_BACK: Final = "rolled-back"    # the old files are back; the failure was reported
+
+# Where the restore reads: a local file (or a spool), or an object in place.
+_Input = Union[ArchiveInput, RemoteInput]
 
 
 @dataclass
@@ -208,28 +212,25 @@ def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = 
             progress: Callable[[RestoreEvent], None] | None = None,
             allow_other_server: bool = False, spool_dir: str | None = None,
             keys: DecryptionKeys | None = None, trust: Trust | None = None) -> RestoreResult:
-    """Restore `archive` (a path, '-' for standard input, or a binary file
-    object) onto the DC `server`, which must be in DSRM.  A file object that
-    is not a real file at its start (a BytesIO, a pipe) is copied to a
-    private temporary file in spool_dir first, as standard input is.
+    """Restore `archive` (a path, '-' for standard input, a binary file
+    object, or an s3:// URL) onto the DC `server`, which must be in DSRM.  A
+    file object that is not a real file at its start (a BytesIO, a pipe) is
+    copied to a private temporary file in spool_dir first, as standard input
+    is; an object is read in place (remote_input.py), never spooled.
     dry_run runs every check and returns the plan, changing nothing.
     keys decrypt an age-encrypted archive; trust demands a valid signature
     by one of its keys (checked before anything else is read).
     A restore interrupted earlier on this DC is settled first (see recover)."""
-    from ..archive.remote import is_remote, open_source
+    from ..archive.remote import is_remote
 
-    if is_remote(archive):
-        # The whole object first (remote.py: the restore reads the end before
-        # the data, then the data twice), checked and removed as any spool.
-        with open_source(archive, how="spool", trust=trust, spool_dir=spool_dir) as remote:
-            return restore(remote.source, server, provider=provider, identity=identity,
-                           dry_run=dry_run, threads=threads, progress=progress,
-                           allow_other_server=allow_other_server, spool_dir=spool_dir,
-                           keys=keys, trust=remote.trust)
     prov = provider or open_provider()
     emit: Callable[[RestoreEvent], None] = progress or (lambda event: None)
     t0 = time.monotonic()
-    with ArchiveInput(archive, spool_dir, keys, trust) as inp:
+    # An object is read where it lies (ranged reads, a download per pass):
+    # nothing of it is written locally but the staged files themselves.
+    opened = RemoteInput(str(archive), keys, trust) if is_remote(archive) else \
+        ArchiveInput(archive, spool_dir, keys, trust)
+    with opened as inp:
         docs = inp.documents()
         manifest = docs["manifest"]
         plan = RestorePlan(server, inp.label, manifest)
@@ -277,7 +278,7 @@ def restore(archive: ArchiveSource, server: str, *, provider: Provider | None = 
 class _Run:
     """One restore on one prepared handle: plan, stage, swap."""
 
-    def __init__(self, prov: Provider, server: str, inp: ArchiveInput, docs: dict[str, Any],
+    def __init__(self, prov: Provider, server: str, inp: _Input, docs: dict[str, Any],
                  plan: RestorePlan, token: bytes, emit: Callable[[RestoreEvent], None],
                  threads: int):
         self.prov, self.server, self.inp, self.docs = prov, server, inp, docs
@@ -306,8 +307,10 @@ class _Run:
                 self.emit({"event": "phase", "phase": "verify"})
                 tv = time.monotonic()
                 pages = ArchivePages()
-                report = read_fd(self.inp.rewind(), threads=self.threads,
-                                 progress=_progress_events(self.emit, "verify"), pages=pages)
+                with self.inp.data() as data:
+                    report = read_fd(data, threads=self.threads,
+                                     progress=_progress_events(self.emit, "verify"),
+                                     pages=pages)
                 _integrity_checked(plan, report)
                 _pages_checked(plan, pages.verdict(report.trailer))
                 return RestoreResult(plan, True, time.monotonic() - t0,
@@ -514,7 +517,7 @@ def _pages_checked(plan: RestorePlan, verdict: Verdict) -> None:
             + "; ".join(verdict.problems[:5]), verdict)
 
 
-def _stage(inp: ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads: int,
+def _stage(inp: _Input, plan: RestorePlan, staged: dict[str, str], threads: int,
            emit: Callable[[RestoreEvent], None], pages: ArchivePages) -> ReadReport:
     """The one pass over the archive: every file decompressed into its staging
     file (the engine: frames in parallel, each chunk verified as it is
@@ -541,8 +544,9 @@ def _stage(inp: ArchiveInput, plan: RestorePlan, staged: dict[str, str], threads
         finally:
             os.close(target.fd)
 
-    report = read_fd(inp.rewind(), open_member=open_member, close_member=close_member,
-                     threads=threads, progress=_progress_events(emit, "stage"), pages=pages)
+    with inp.data() as data:
+        report = read_fd(data, open_member=open_member, close_member=close_member,
+                         threads=threads, progress=_progress_events(emit, "stage"), pages=pages)
     for d in plan.directories:
         fsync_dir(d)
     return report

@@ -30,7 +30,7 @@ from .client import s3_client
 from .location import S3Location
 from .retry import DEFAULT_RETRY, RetryPolicy, with_retries
 
-__all__ = ["DEFAULT_BLOCK", "S3Reader"]
+__all__ = ["DEFAULT_BLOCK", "S3Reader", "get_range"]
 
 DEFAULT_BLOCK = 8 << 20
 SMALL_BLOCK = 256 << 10          # what a random read fetches at least
@@ -156,24 +156,9 @@ class S3Reader(io.RawIOBase):
     # -- fetching ------------------------------------------------------
     def fetch(self, offset: int, size: int) -> bytes:
         """One ranged GET of exactly these bytes of the opened version, retried."""
-        loc = self.location
-        extra = {"VersionId": self.version_id} if self.version_id else {}
-        end = offset + size - 1
-
-        def get() -> bytes:
-            self.gets += 1
-            response = self._client.get_object(Bucket=loc.bucket, Key=loc.key,
-                                               Range=f"bytes={offset}-{end}",
-                                               IfMatch=self._etag, **extra)
-            with response["Body"] as body:
-                data = body.read()
-            if len(data) != size:
-                # Cut short: a transient failure, as a reset would be.
-                raise ConnectionResetError(f"{len(data)} of {size} bytes arrived")
-            return bytes(data)
-
-        return with_retries(get, doing=f"reading bytes {offset}-{end} of", url=self.name,
-                            policy=self.retry)
+        self.gets += 1
+        return get_range(self._client, self.location, offset, size, version_id=self.version_id,
+                         etag=self._etag, policy=self.retry)
 
     def _small_piece(self, index: int) -> bytes:
         with self._lock:
@@ -234,6 +219,11 @@ class S3Reader(io.RawIOBase):
                         self.fetch, start, min(self.block, self._size - start))
             return self._window[index]
 
+    @property
+    def etag(self) -> str:
+        """The ETag seen at open, without its quotes (every read names it)."""
+        return self._etag.strip('"')
+
     # -- a descriptor for the engine -----------------------------------
     def pipe_feed(self, start: int = 0) -> Any:
         """A thread writing the object's bytes from `start`, in order, into a
@@ -243,3 +233,37 @@ class S3Reader(io.RawIOBase):
 
         self._check_open()
         return PipeFeed(self, start)
+
+
+def get_range(client: Any, location: S3Location, offset: int, size: int, *,
+              version_id: str | None = None, etag: str | None = None,
+              policy: RetryPolicy = DEFAULT_RETRY) -> bytes:
+    """Exactly `size` bytes at `offset` of the object (of that version, and
+    only while it has that ETag), by one ranged GET, retried."""
+    if size <= 0:
+        return b""
+    end = offset + size - 1
+    extra: dict[str, str] = {}
+    if version_id:
+        extra["VersionId"] = version_id
+    if etag:
+        extra["IfMatch"] = etag
+
+    def get() -> bytes:
+        response = client.get_object(Bucket=location.bucket, Key=location.key,
+                                     Range=f"bytes={offset}-{end}", **extra)
+        # Read through the StreamingBody itself, not what its `with` yields
+        # (the raw urllib3 response): only then is a connection cut in the
+        # middle of the body a botocore error, which is retried.
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        if len(data) != size:
+            # Cut short: a transient failure, as a reset would be.
+            raise ConnectionResetError(f"{len(data)} of {size} bytes arrived")
+        return bytes(data)
+
+    return with_retries(get, doing=f"reading bytes {offset}-{end} of", url=location.url,
+                        policy=policy)

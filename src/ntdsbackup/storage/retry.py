@@ -68,7 +68,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ClientError):
         status = _status(exc)
         return status >= 500 or status == 429 or error_code(exc) in _THROTTLING
-    # HTTPClientError: reset, closed, read timeout, a body cut short;
+    # HTTPClientError: reset, closed, read timeout, a body cut short (a
+    # StreamingBody's own read wraps urllib3's ProtocolError so);
     # ConnectionError: refused, connect timeout.  OSError: a reset seen
     # while reading a streamed body outside botocore's wrappers.
     return isinstance(exc, (HTTPClientError, ConnectionError, OSError)) and \
