@@ -4,8 +4,8 @@ object in a bucket (S3Reader.pread, one ranged GET a miss), or a caller's
 own ``pread(size, offset)``.
 
 It follows the engine's seekable reader (src/engine/age_in.c) rule for
-rule: the header is parsed and the payload key unwrapped by
-ntdsbackup.crypto exactly as envelope.open_plaintext does; the stored
+rule: the header is parsed and the payload key unwrapped by the one
+envelope.open_header that every reader uses; the stored
 length must be one a valid payload can have (the engine's own
 age_plain_size); the final chunk is authenticated before anything else, so
 the plaintext size is known and a cut at a chunk boundary or an appended
@@ -27,26 +27,21 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .. import _ntdsbcli
 from ..errors import DecryptionError, EngineError
-from .envelope import AGE_MAGIC, DecryptionKeys, decryption_error, is_age
-from .frameinput import ENCRYPTED_NEEDS_A_KEY
-
-if TYPE_CHECKING:
-    from ..crypto import X25519Identity
+from .envelope import DecryptionKeys, decryption_error, open_header
 
 __all__ = ["BATCH_CHUNKS", "CHUNK_SIZE", "SEALED_SIZE", "AgeRanges"]
 
 CHUNK_SIZE = 65536                   # plaintext bytes of a full chunk
 TAG_SIZE = 16
 SEALED_SIZE = CHUNK_SIZE + TAG_SIZE
-NONCE_SIZE = 16                      # the payload nonce after the header
 BATCH_CHUNKS = 64                    # most chunks read by one positioned read
 DEFAULT_CACHE_CHUNKS = 16            # 1 MiB of plaintext
 _MAX_STORED = (1 << 64) - 1          # what the engine's size check takes
@@ -66,19 +61,6 @@ def _nonce(k: int, final: bool) -> bytes:
     return k.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
 
 
-class _Sequential:
-    """read(n) from `start` on, over positioned reads (the header parser's
-    input: it never reads past a valid header's end)."""
-
-    def __init__(self, pread: Pread, start: int = 0):
-        self._pread, self.at = pread, start
-
-    def __call__(self, n: int) -> bytes:
-        data = self._pread(n, self.at)[:n]
-        self.at += len(data)
-        return data
-
-
 class AgeRanges(io.RawIOBase):
     """The archive inside an age file, as a seekable binary file (read,
     readinto, seek, tell, pread(size, offset), size), over `pread` of the
@@ -93,8 +75,6 @@ class AgeRanges(io.RawIOBase):
     def __init__(self, pread: Pread, stored_size: int, keys: DecryptionKeys | None, *,
                  cache_chunks: int = DEFAULT_CACHE_CHUNKS):
         super().__init__()
-        from ..crypto import read_header, unwrap
-
         if cache_chunks < 1:
             raise ValueError("cache_chunks must be at least 1")
         self._pread_stored = pread
@@ -104,21 +84,12 @@ class AgeRanges(io.RawIOBase):
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_chunks = cache_chunks
         self._pos = 0
-        first = self._stored(len(AGE_MAGIC), 0)
-        if not is_age(first):
+        opened = open_header(self._stored, keys)
+        if opened is None:
             raise DecryptionError("not an age file")
-        if not keys:
-            raise DecryptionError(ENCRYPTED_NEEDS_A_KEY)
-        header_input = _Sequential(self._stored)
-        header = read_header(header_input)
-        nonce = self._stored(NONCE_SIZE, header.length)
-        if len(nonce) != NONCE_SIZE:
-            raise DecryptionError("truncated age file: the header is not followed by a nonce")
-        self._key: bytes | None = unwrap(
-            header, nonce, identities=cast("Sequence[X25519Identity]", keys.identities),
-            passphrase=keys.passphrase)
+        self._key: bytes | None = opened[0]
+        self.header_size = opened[1]                  # where the payload starts
         self._aead: ChaCha20Poly1305 | None = ChaCha20Poly1305(self._key)
-        self.header_size = header.length + NONCE_SIZE       # where the payload starts
         self.sealed_size = stored_size - self.header_size
         self._size = self._plain_size(self.sealed_size)
         self.nchunks = 1 if self._size == 0 else -(-self._size // CHUNK_SIZE)
