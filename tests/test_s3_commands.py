@@ -153,8 +153,8 @@ def test_retain_on_a_plain_bucket_is_refused_before_the_dc_is_touched(s3, bucket
 
 def _slow_dc(make_dc):
     """A DC whose archive takes several parts and a few seconds to stream."""
-    dc = make_dc("SLOW1", size=64 << 20)
-    set_faults(dc, bandwidth=12 << 20)
+    dc = make_dc("SLOW1", size=224 << 20)          # an archive of three 16 MiB parts
+    set_faults(dc, bandwidth=48 << 20)
     return dc
 
 

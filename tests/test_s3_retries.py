@@ -21,6 +21,7 @@ from dctools import cli, enable_trace, set_faults, snapshot, trace_calls
 from flakyproxy import FlakyProxy
 from ntdsbackup.cli.common import EXIT_IO
 from ntdsbackup.storage import pending_uploads
+from ntdsbackup.storage.upload import DEFAULT_PART_SIZE
 
 # What a command of these tests may take at most when the server stays
 # unreachable: the attempts of one call and of the abort, with margin.
@@ -97,14 +98,14 @@ def test_a_backup_whose_first_connections_are_reset_completes(s3, bucket, make_d
 
 
 def test_a_backup_whose_parts_are_cut_midway_completes(s3, bucket, make_dc, proxies):
-    make_dc("DC01", size=96 << 20)
+    make_dc("DC01", size=224 << 20)
     # Three connections cut once 2 MiB have crossed them: inside the first
     # parts' bodies (8 MiB each).
     proxy = proxies(cut=3, cut_after=2 << 20)
     url = f"s3://{bucket}/{_key('cut-parts')}"
     summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
                                  text=True, env=_via(proxy))))
-    assert summary["bytes_written"] > 2 * (8 << 20)          # several parts
+    assert summary["bytes_written"] > 2 * DEFAULT_PART_SIZE      # several parts
     assert proxy.cuts == 3 and proxy.dropped == 3
     verified = _last_json(_ok(cli("verify", url, "--json", text=True)))
     assert verified["ok"] and verified["archive_bytes"] == summary["bytes_written"]
@@ -114,11 +115,11 @@ def test_a_backup_whose_parts_are_cut_midway_completes(s3, bucket, make_dc, prox
 def midway(s3, bucket, make_dc):
     """A DC backed up to an object of several 8 MiB blocks:
     (dc, url, the backed-up files' contents, verify's event without a proxy)."""
-    dc = make_dc("DC01", size=96 << 20)
+    dc = make_dc("DC01", size=224 << 20)
     url = f"s3://{bucket}/{_key('reset-midway')}"
     summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
                                  text=True)))
-    assert summary["bytes_written"] > 2 * (8 << 20)
+    assert summary["bytes_written"] > 2 * DEFAULT_PART_SIZE
     plain = _last_json(_ok(cli("verify", url, "--json", text=True)))
     return dc, url, _dc_files(dc, summary), plain
 
@@ -171,8 +172,8 @@ def test_a_backup_to_a_server_that_resets_everything_fails_cleanly(s3, bucket, d
 
 
 def test_an_outage_midway_through_a_backup_aborts_its_upload(s3, bucket, make_dc, proxies):
-    dc = make_dc("SLOW1", size=64 << 20)
-    set_faults(dc, bandwidth=12 << 20)           # a few seconds of streaming, several parts
+    dc = make_dc("SLOW1", size=224 << 20)
+    set_faults(dc, bandwidth=48 << 20)           # a few seconds of streaming, several parts
     proxy = proxies()
     # Once 4 MiB have passed (inside the first part), everything is reset
     # for 12 s: longer than a part's 6 attempts (7.75-9.7 s), shorter than

@@ -46,12 +46,8 @@ BRIEF = RetryPolicy(attempts=3, first_wait=0.1, max_wait=0.2)
 QUICK = RetryPolicy(attempts=6, first_wait=0.05, max_wait=0.2)
 
 
-
-
-
 def _key(name: str) -> str:
     return f"{name}-{os.urandom(4).hex()}"
-
 
 
 def _stored(s3, bucket: str, key: str) -> bytes:
@@ -78,6 +74,25 @@ def test_upload_round_trip(s3, bucket, size):
     assert result.size == size == len(stored)
     assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
     assert pending_uploads(bucket, location.key) == []
+
+
+def test_parts_double_every_grow_every_parts(s3, bucket):
+    """S3 takes 10,000 parts at most: the parts grow so that a large archive
+    still fits.  With grow_every=2, 5 MiB parts go 5, 5, 10, 10, 20: 40 MiB
+    in 5 parts where a fixed size would need 8 (the ETag's -N says how many
+    parts the server assembled)."""
+    data = os.urandom(8 * PART)
+    location = S3Location(bucket, _key("grow"))
+    sizes = []
+    with S3Upload(location, part_size=PART, grow_every=2) as upload:
+        for start in range(0, len(data), 1 << 20):
+            upload.write(data[start:start + (1 << 20)])
+            if upload.part_size not in sizes:
+                sizes.append(upload.part_size)
+        result = upload.commit()
+    assert sizes == [PART, 2 * PART, 4 * PART]
+    assert result.etag.endswith("-5") and result.size == len(data)
+    assert _stored(s3, bucket, location.key) == data
 
 
 def test_parts_in_flight_never_exceed_the_bound(bucket):
