@@ -5,6 +5,7 @@ tell whether a file was touched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,17 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
     """`ntdsbackup ARGS` in a subprocess (never raises on a non-zero exit)."""
     kw.setdefault("capture_output", True)
     return subprocess.run([sys.executable, "-m", "ntdsbackup", *map(str, args)], **kw)
+
+
+def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """r, once it is known to have exited 0 (else the failure shows why)."""
+    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
+    return r
+
+
+def last_json(r: subprocess.CompletedProcess) -> dict:
+    """The last line a --json command printed (its result), parsed."""
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def popen(*args, **kw) -> subprocess.Popen:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dctools import cli, enable_trace, popen, set_faults, trace_calls
+from dctools import cli, enable_trace, last_json, ok, popen, set_faults, trace_calls
 from ntdsbackup.cli.common import EXIT_IO, EXIT_USAGE
 from ntdsbackup.storage import abort_stale_uploads, pending_uploads
 
@@ -20,38 +20,28 @@ def _key(name: str) -> str:
     return f"t/{name}-{os.urandom(3).hex()}.tar.zst"
 
 
-
-def _last_json(r) -> dict:
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def _ok(r):
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r
-
-
 def test_plain_round_trip(s3, bucket, dc, tmp_path):
     url = f"s3://{bucket}/{_key('plain')}"
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
-                                 text=True)))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "--json",
+                               text=True)))
     assert summary["archive"] == url and summary["lock"] is None
-    verified = _last_json(_ok(cli("verify", url, "--json", text=True)))
+    verified = last_json(ok(cli("verify", url, "--json", text=True)))
     assert verified["ok"] and verified["lock"] is None and verified["server"] == "DC01"
     record = json.loads(s3.client().get_object(
         Bucket=bucket, Key=url.split("/", 3)[3] + ".verified.json")["Body"].read())
     assert record["ok"] and record["size"] == summary["bytes_written"]
-    listed = _last_json(_ok(cli("ls", url, "--json", text=True)))
+    listed = last_json(ok(cli("ls", url, "--json", text=True)))
     assert listed["verified"] is False            # from the seek index: ranged reads only
     assert [f["name"] for f in listed["trailer"]["files"]] == \
         [f["name"] for f in summary["files"]]
     out = tmp_path / "x"
-    _ok(cli("extract", url, out))
+    ok(cli("extract", url, out))
     assert (out / "database" / "ntds.dit").stat().st_size == summary["files"][0]["size"]
-    _ok(cli("dc", "stop", "DC01"))
-    restored = _last_json(_ok(cli("restore", url, "--server", "DC01", "--json", text=True,
-                                  env={**os.environ, "TMPDIR": str(tmp_path)})))
+    ok(cli("dc", "stop", "DC01"))
+    restored = last_json(ok(cli("restore", url, "--server", "DC01", "--json", text=True,
+                                env={**os.environ, "TMPDIR": str(tmp_path)})))
     assert restored["archive"] == url
-    _ok(cli("dc", "start", "DC01"))
+    ok(cli("dc", "start", "DC01"))
 
 
 def test_the_library_reads_and_restores_an_object(s3, bucket, dc, tmp_path, monkeypatch):
@@ -66,56 +56,56 @@ def test_the_library_reads_and_restores_an_object(s3, bucket, dc, tmp_path, monk
     assert report.trailer["files"] == summary.files and report.ese.ok
     docs = ntdsbackup.describe(url)
     assert docs["verified"] is False and docs["trailer"]["files"] == summary.files
-    _ok(cli("dc", "stop", "DC01"))
+    ok(cli("dc", "stop", "DC01"))
     result = ntdsbackup.restore(url, "DC01")
     assert {c.name for c in result.plan.checks if c.ok} >= {"database pages",
                                                              "archive integrity"}
-    _ok(cli("dc", "start", "DC01"))
+    ok(cli("dc", "start", "DC01"))
 
 
 def test_encrypted_signed_round_trip(s3, bucket, dc, tmp_path):
-    key = _last_json(_ok(cli("key", "generate", "-o", tmp_path / "id.txt", "--json",
-                             text=True)))
-    sign = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
-                              "--json", text=True)))
+    key = last_json(ok(cli("key", "generate", "-o", tmp_path / "id.txt", "--json",
+                           text=True)))
+    sign = last_json(ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
+                            "--json", text=True)))
     url = f"s3://{bucket}/{_key('sealed')}.age"
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "-r", key["public"],
-                                 "--sign-key", tmp_path / "s.key", "--json", text=True)))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "-r", key["public"],
+                               "--sign-key", tmp_path / "s.key", "--json", text=True)))
     assert summary["encrypted"] and summary["signature"] == url + ".minisig"
     reading = ("-i", tmp_path / "id.txt", "--trusted-key", sign["public_file"],
                "--spool-dir", tmp_path)
-    verified = _last_json(_ok(cli("verify", url, *reading, "--json", text=True)))
+    verified = last_json(ok(cli("verify", url, *reading, "--json", text=True)))
     assert verified["encrypted"] and verified["signed"]["server"] == "DC01"
-    _ok(cli("ls", url, *reading))
-    _ok(cli("extract", url, tmp_path / "x", *reading))
+    ok(cli("ls", url, *reading))
+    ok(cli("extract", url, tmp_path / "x", *reading))
     assert (tmp_path / "x" / "database" / "ntds.dit").stat().st_size > 0
-    _ok(cli("dc", "stop", "DC01"))
-    _ok(cli("restore", url, "--server", "DC01", *reading))
-    _ok(cli("dc", "start", "DC01"))
+    ok(cli("dc", "stop", "DC01"))
+    ok(cli("restore", url, "--server", "DC01", *reading))
+    ok(cli("dc", "start", "DC01"))
     # The signature is checked over the object: a wrong key is refused.
-    other = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "o.key",
-                               "--json", text=True)))
+    other = last_json(ok(cli("key", "generate", "--signing", "-o", tmp_path / "o.key",
+                             "--json", text=True)))
     r = cli("verify", url, "-i", tmp_path / "id.txt", "--trusted-key", other["public_file"])
     assert r.returncode == 5, r.stderr
 
 
 def test_a_taken_key_is_refused_before_the_dc_is_asked(s3, bucket, dc):
     url = f"s3://{bucket}/{_key('taken')}"
-    _ok(cli("backup", "--server", "DC01", "-o", url))
+    ok(cli("backup", "--server", "DC01", "-o", url))
     enable_trace(dc)
     r = cli("backup", "--server", "DC01", "-o", url)
     assert r.returncode == EXIT_USAGE, r.stderr
     assert "DsBackupPrepareW" not in trace_calls(dc)
-    _ok(cli("backup", "--server", "DC01", "-o", url, "--overwrite"))
+    ok(cli("backup", "--server", "DC01", "-o", url, "--overwrite"))
 
 
 def test_retain_locks_the_archive(s3, lock_bucket, dc, tmp_path):
     prefix = f"r-{os.urandom(3).hex()}"
     url = f"s3://{lock_bucket}/{prefix}/old.tar.zst"
-    sign = _last_json(_ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
-                              "--json", text=True)))
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--retain", "1d",
-                                 "--sign-key", tmp_path / "s.key", "--json", text=True)))
+    sign = last_json(ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key",
+                            "--json", text=True)))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "--retain", "1d",
+                               "--sign-key", tmp_path / "s.key", "--json", text=True)))
     assert summary["lock"]["mode"] == "COMPLIANCE"
     client = s3.client()
     for key in (f"{prefix}/old.tar.zst", f"{prefix}/old.tar.zst.minisig"):
@@ -126,15 +116,15 @@ def test_retain_locks_the_archive(s3, lock_bucket, dc, tmp_path):
     with pytest.raises(Exception) as refused:
         client.delete_object(Bucket=lock_bucket, Key=f"{prefix}/old.tar.zst", VersionId=version)
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
-    verified = _last_json(_ok(cli("verify", url, "--trusted-key", sign["public_file"],
-                                  "--json", text=True)))
+    verified = last_json(ok(cli("verify", url, "--trusted-key", sign["public_file"],
+                                "--json", text=True)))
     assert verified["lock"]["mode"] == "COMPLIANCE"
-    assert "COMPLIANCE until" in _ok(cli("ls", url, text=True)).stdout
+    assert "COMPLIANCE until" in ok(cli("ls", url, text=True)).stdout
     # A newer, unlocked backup: the old one is then no DC's newest, and
     # still prune cannot remove it.
-    _ok(cli("backup", "--server", "DC01", "-o", f"s3://{lock_bucket}/{prefix}/new.tar.zst"))
-    pruned = _last_json(_ok(cli("prune", f"s3://{lock_bucket}/{prefix}", "--keep-last", "1",
-                                "--json", text=True)))
+    ok(cli("backup", "--server", "DC01", "-o", f"s3://{lock_bucket}/{prefix}/new.tar.zst"))
+    pruned = last_json(ok(cli("prune", f"s3://{lock_bucket}/{prefix}", "--keep-last", "1",
+                              "--json", text=True)))
     assert {d["name"]: d["reason"] for d in pruned["kept"]} == \
         {"new.tar.zst": "last #1", "old.tar.zst": "locked"}
     assert pruned["removed"] == []
@@ -213,14 +203,14 @@ def test_list_and_prune_a_bucket_of_500_archives(s3, bucket, emu_root, tmp_path)
             client.copy_object(Bucket=bucket, Key=f"{prefix}/F{i:02d}-{j:02d}.tar.zst",
                                CopySource={"Bucket": bucket, "Key": first})
     t0 = time.monotonic()
-    fleet = _last_json(_ok(cli("list", f"s3://{bucket}/{prefix}", "--json", text=True)))
+    fleet = last_json(ok(cli("list", f"s3://{bucket}/{prefix}", "--json", text=True)))
     seconds = time.monotonic() - t0
     assert len(fleet["archives"]) == 500 and len(fleet["servers"]) == 20
     assert all(not s["flagged"] for s in fleet["servers"])
     print(f"list of 500 archives: {seconds:.1f} s (command), {fleet['seconds']:.1f} s (scan)")
     assert seconds < 60
-    pruned = _last_json(_ok(cli("prune", f"s3://{bucket}/{prefix}", "--keep-last", "2",
-                                "--json", text=True)))
+    pruned = last_json(ok(cli("prune", f"s3://{bucket}/{prefix}", "--keep-last", "2",
+                              "--json", text=True)))
     assert len(pruned["kept"]) == 40 and len(pruned["removed"]) == 460
     left = client.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["KeyCount"]
     assert left == 40
@@ -253,8 +243,8 @@ def test_ls_and_list_of_encrypted_objects_read_by_ranges_with_no_spool(s3, bucke
     spool = tmp_path / "spool"
     spool.mkdir()
     env = {**os.environ, "TMPDIR": str(spool)}
-    listed = _last_json(_ok(cli("ls", url, "-i", tmp_path / "mine.txt", "--spool-dir", spool,
-                                "--json", text=True, env=env)))
+    listed = last_json(ok(cli("ls", url, "-i", tmp_path / "mine.txt", "--spool-dir", spool,
+                              "--json", text=True, env=env)))
     assert listed["manifest"]["server"] == "ENC1" and listed["verified"] is False
     assert [f["name"] for f in listed["trailer"]["files"]] == \
         [f["name"] for f in summary.files]
@@ -281,8 +271,8 @@ def test_ls_and_list_of_encrypted_objects_read_by_ranges_with_no_spool(s3, bucke
     make_dc("ENC2")
     backup("ENC2", f"s3://{bucket}/{prefix}/ENC2.tar.zst.age", truncate=False,
            recipients=[theirs.recipient])
-    fleet = _last_json(_ok(cli("list", f"s3://{bucket}/{prefix}", "-i",
-                               tmp_path / "mine.txt", "--json", text=True, env=env)))
+    fleet = last_json(ok(cli("list", f"s3://{bucket}/{prefix}", "-i",
+                             tmp_path / "mine.txt", "--json", text=True, env=env)))
     rows = {r["name"]: r for r in fleet["archives"]}
     assert rows["ENC1.tar.zst.age"]["server"] == "ENC1"
     assert rows["ENC1.tar.zst.age"]["restorable"] and rows["ENC1.tar.zst.age"]["encrypted"]
@@ -290,11 +280,11 @@ def test_ls_and_list_of_encrypted_objects_read_by_ranges_with_no_spool(s3, bucke
     assert rows["ENC2.tar.zst.age"]["problem"] == "could not be decrypted: no identity matches"
     assert rows["ENC2.tar.zst.age"]["server"] is None
     assert [s["server"] for s in fleet["servers"]] == ["ENC1"]
-    fleet = _last_json(_ok(cli("list", f"s3://{bucket}/{prefix}", "-i", tmp_path / "mine.txt",
-                               "-i", tmp_path / "theirs.txt", "--json", text=True, env=env)))
+    fleet = last_json(ok(cli("list", f"s3://{bucket}/{prefix}", "-i", tmp_path / "mine.txt",
+                             "-i", tmp_path / "theirs.txt", "--json", text=True, env=env)))
     assert {r["name"]: r["server"] for r in fleet["archives"]} == \
         {"ENC1.tar.zst.age": "ENC1", "ENC2.tar.zst.age": "ENC2"}
-    without = _last_json(_ok(cli("list", f"s3://{bucket}/{prefix}", "--json", text=True)))
+    without = last_json(ok(cli("list", f"s3://{bucket}/{prefix}", "--json", text=True)))
     assert all(r["server"] is None and r["problem"].startswith("encrypted, and no cached")
                for r in without["archives"])
     assert list(spool.iterdir()) == []

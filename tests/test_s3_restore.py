@@ -5,19 +5,13 @@ radosgw of the `s3` fixture."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
 import time
 
-from dctools import cli, enable_trace, popen, snapshot, trace_calls
+from dctools import cli, enable_trace, last_json, ok, popen, snapshot, trace_calls
 from ntdsbackup.cli.common import EXIT_ARCHIVE, EXIT_IO
-
-
-def _ok(r):
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r
 
 
 def _url(bucket: str, name: str, suffix: str = "") -> str:
@@ -36,57 +30,57 @@ def _no_local_room(tmp_path):
 def test_a_plain_object_is_restored_with_nothing_spooled(s3, bucket, make_dc, tmp_path):
     dc = make_dc("RS1", size=16 << 20)
     url = _url(bucket, "plain")
-    _ok(cli("backup", "--server", "RS1", "-o", url))
+    ok(cli("backup", "--server", "RS1", "-o", url))
     database = (dc.ntds_dir / "ntds.dit").read_bytes()
-    _ok(cli("dc", "activity", "RS1"))   # the DC moves on past the backup
-    _ok(cli("dc", "stop", "RS1"))
+    ok(cli("dc", "activity", "RS1"))   # the DC moves on past the backup
+    ok(cli("dc", "stop", "RS1"))
     spool, env = _no_local_room(tmp_path)
-    dry = json.loads(_ok(cli("restore", url, "--server", "RS1", "--dry-run", *spool, "--json",
-                             text=True, env=env)).stdout.splitlines()[-1])
+    dry = last_json(ok(cli("restore", url, "--server", "RS1", "--dry-run", *spool, "--json",
+                           text=True, env=env)))
     assert dry["dry_run"] and dry["archive"] == url
-    restored = json.loads(_ok(cli("restore", url, "--server", "RS1", *spool, "--json",
-                                  text=True, env=env)).stdout.splitlines()[-1])
+    restored = last_json(ok(cli("restore", url, "--server", "RS1", *spool, "--json",
+                                text=True, env=env)))
     assert restored["archive"] == url and not restored["dry_run"]
     assert (dc.ntds_dir / "ntds.dit").read_bytes() == database
-    _ok(cli("dc", "start", "RS1"))
+    ok(cli("dc", "start", "RS1"))
 
 
 def test_an_encrypted_signed_object_is_restored_with_nothing_spooled(s3, bucket, make_dc,
                                                                     tmp_path):
     dc = make_dc("RS2", size=8 << 20)
-    _ok(cli("key", "generate", "-o", tmp_path / "id.txt"))
-    public = _ok(cli("key", "public", tmp_path / "id.txt", text=True)).stdout.split()[-1]
-    _ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key"))
+    ok(cli("key", "generate", "-o", tmp_path / "id.txt"))
+    public = ok(cli("key", "public", tmp_path / "id.txt", text=True)).stdout.split()[-1]
+    ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key"))
     url = _url(bucket, "sealed", ".age")
-    _ok(cli("backup", "--server", "RS2", "-o", url, "-r", public, "--sign-key",
-            tmp_path / "s.key"))
+    ok(cli("backup", "--server", "RS2", "-o", url, "-r", public, "--sign-key",
+           tmp_path / "s.key"))
     database = (dc.ntds_dir / "ntds.dit").read_bytes()
-    _ok(cli("dc", "activity", "RS2"))
-    _ok(cli("dc", "stop", "RS2"))
+    ok(cli("dc", "activity", "RS2"))
+    ok(cli("dc", "stop", "RS2"))
     spool, env = _no_local_room(tmp_path)
     reading = ("-i", tmp_path / "id.txt", "--trusted-key", tmp_path / "s.key.pub", *spool)
     # The readers too: the signature over a download, then ranges or a pipe.
-    verified = json.loads(_ok(cli("verify", url, *reading, "--json", text=True,
-                                  env=env)).stdout.splitlines()[-1])
+    verified = last_json(ok(cli("verify", url, *reading, "--json", text=True,
+                                env=env)))
     assert verified["ok"] and verified["encrypted"] and verified["signed"]["server"] == "RS2"
-    listed = json.loads(_ok(cli("ls", url, *reading, "--json", text=True,
-                                env=env)).stdout.splitlines()[-1])
+    listed = last_json(ok(cli("ls", url, *reading, "--json", text=True,
+                              env=env)))
     assert listed["manifest"]["server"] == "RS2"
-    _ok(cli("extract", url, tmp_path / "x", *reading, env=env))
+    ok(cli("extract", url, tmp_path / "x", *reading, env=env))
     assert (tmp_path / "x" / "database" / "ntds.dit").read_bytes() == database
-    _ok(cli("restore", url, "--server", "RS2", "--dry-run", *reading, env=env))
-    _ok(cli("restore", url, "--server", "RS2", *reading, env=env))
+    ok(cli("restore", url, "--server", "RS2", "--dry-run", *reading, env=env))
+    ok(cli("restore", url, "--server", "RS2", *reading, env=env))
     assert (dc.ntds_dir / "ntds.dit").read_bytes() == database
-    _ok(cli("dc", "start", "RS2"))
+    ok(cli("dc", "start", "RS2"))
 
 
 def test_a_bad_signature_is_refused_before_the_dc_is_asked(s3, bucket, make_dc, tmp_path):
     dc = make_dc("RS3")
-    _ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key"))
-    _ok(cli("key", "generate", "--signing", "-o", tmp_path / "other.key"))
+    ok(cli("key", "generate", "--signing", "-o", tmp_path / "s.key"))
+    ok(cli("key", "generate", "--signing", "-o", tmp_path / "other.key"))
     url = _url(bucket, "signed")
-    _ok(cli("backup", "--server", "RS3", "-o", url, "--sign-key", tmp_path / "s.key"))
-    _ok(cli("dc", "stop", "RS3"))
+    ok(cli("backup", "--server", "RS3", "-o", url, "--sign-key", tmp_path / "s.key"))
+    ok(cli("dc", "stop", "RS3"))
     enable_trace(dc)
     before = snapshot(dc.ntds_dir)
     r = cli("restore", url, "--server", "RS3", "--trusted-key", tmp_path / "other.key.pub",
@@ -97,11 +91,11 @@ def test_a_bad_signature_is_refused_before_the_dc_is_asked(s3, bucket, make_dc, 
     assert snapshot(dc.ntds_dir) == before
     # A missing key for an encrypted object is named before the DC is asked.
     sealed = _url(bucket, "nokey", ".age")
-    _ok(cli("key", "generate", "-o", tmp_path / "id.txt"))
-    public = _ok(cli("key", "public", tmp_path / "id.txt", text=True)).stdout.split()[-1]
-    _ok(cli("dc", "start", "RS3"))
-    _ok(cli("backup", "--server", "RS3", "-o", sealed, "-r", public))
-    _ok(cli("dc", "stop", "RS3"))
+    ok(cli("key", "generate", "-o", tmp_path / "id.txt"))
+    public = ok(cli("key", "public", tmp_path / "id.txt", text=True)).stdout.split()[-1]
+    ok(cli("dc", "start", "RS3"))
+    ok(cli("backup", "--server", "RS3", "-o", sealed, "-r", public))
+    ok(cli("dc", "stop", "RS3"))
     r = cli("restore", sealed, "--server", "RS3", text=True)
     assert r.returncode != 0 and "-i/--identity" in r.stderr
     assert not [c for c in trace_calls(dc) if c.startswith("DsRestore")]
@@ -162,9 +156,9 @@ def test_server_gone_in_the_middle_of_the_staging_download(s3, bucket, make_dc, 
                                                            tmp_path):
     dc = make_dc("RS4", size=64 << 20)
     url = _url(bucket, "big")
-    _ok(cli("backup", "--server", "RS4", "-o", url))
+    ok(cli("backup", "--server", "RS4", "-o", url))
     size = s3.client().head_object(Bucket=bucket, Key=url.split("/", 3)[3])["ContentLength"]
-    _ok(cli("dc", "stop", "RS4"))
+    ok(cli("dc", "stop", "RS4"))
     enable_trace(dc)
     before = snapshot(dc.ntds_dir)
     proxy = _SlowProxy(s3.rgw_port, rate=max(size // 4, 1 << 20))   # about 4 s in all
@@ -188,4 +182,4 @@ def test_server_gone_in_the_middle_of_the_staging_download(s3, bucket, make_dc, 
     calls = trace_calls(dc)
     assert "DsRestoreRegisterW" not in calls and calls.count("DsRestoreEnd") == 1
     # The DC still boots on its own files.
-    _ok(cli("dc", "start", "RS4"))
+    ok(cli("dc", "start", "RS4"))

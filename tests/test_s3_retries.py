@@ -11,13 +11,12 @@ every connection reset, from the start or for longer than the budget."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
 
-from dctools import cli, enable_trace, set_faults, snapshot, trace_calls
+from dctools import cli, enable_trace, last_json, ok, set_faults, snapshot, trace_calls
 from flakyproxy import FlakyProxy
 from ntdsbackup.cli.common import EXIT_IO
 from ntdsbackup.storage import pending_uploads
@@ -30,15 +29,6 @@ BOUND = 60.0
 
 def _key(name: str) -> str:
     return f"t/{name}-{os.urandom(3).hex()}.tar.zst"
-
-
-def _last_json(r) -> dict:
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def _ok(r):
-    assert r.returncode == 0, (r.args, r.stdout, r.stderr)
-    return r
 
 
 def _via(proxy: FlakyProxy) -> dict:
@@ -77,19 +67,19 @@ def test_a_backup_whose_first_connections_are_reset_completes(s3, bucket, make_d
     dc = make_dc("DC01", size=48 << 20)
     proxy = proxies(drop=3)                      # below the 6 attempts of one call
     url = f"s3://{bucket}/{_key('reset-first')}"
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
-                                 text=True, env=_via(proxy))))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "--json",
+                               text=True, env=_via(proxy))))
     assert proxy.dropped == 3
     # The object is whole: the bytes the backup wrote, every chunk and file
     # hash right, the trailer the one the backup reported, and the files
     # read back from it the DC's own.
     stored = s3.client().get_object(Bucket=bucket, Key=url.split("/", 3)[3])["Body"].read()
     assert len(stored) == summary["bytes_written"]
-    verified = _last_json(_ok(cli("verify", url, "--json", text=True)))
+    verified = last_json(ok(cli("verify", url, "--json", text=True)))
     assert verified["ok"] and verified["archive_bytes"] == len(stored)
-    listed = _last_json(_ok(cli("ls", url, "--json", text=True)))
+    listed = last_json(ok(cli("ls", url, "--json", text=True)))
     assert listed["trailer"]["files"] == summary["files"]
-    _ok(cli("extract", url, tmp_path / "x"))
+    ok(cli("extract", url, tmp_path / "x"))
     for f in summary["files"]:
         got = (tmp_path / "x" / f["name"]).read_bytes()
         assert len(got) == f["size"]
@@ -103,11 +93,11 @@ def test_a_backup_whose_parts_are_cut_midway_completes(s3, bucket, make_dc, prox
     # parts' bodies (8 MiB each).
     proxy = proxies(cut=3, cut_after=2 << 20)
     url = f"s3://{bucket}/{_key('cut-parts')}"
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
-                                 text=True, env=_via(proxy))))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "--json",
+                               text=True, env=_via(proxy))))
     assert summary["bytes_written"] > 2 * DEFAULT_PART_SIZE      # several parts
     assert proxy.cuts == 3 and proxy.dropped == 3
-    verified = _last_json(_ok(cli("verify", url, "--json", text=True)))
+    verified = last_json(ok(cli("verify", url, "--json", text=True)))
     assert verified["ok"] and verified["archive_bytes"] == summary["bytes_written"]
 
 
@@ -117,10 +107,10 @@ def midway(s3, bucket, make_dc):
     (dc, url, the backed-up files' contents, verify's event without a proxy)."""
     dc = make_dc("DC01", size=224 << 20)
     url = f"s3://{bucket}/{_key('reset-midway')}"
-    summary = _last_json(_ok(cli("backup", "--server", "DC01", "-o", url, "--json",
-                                 text=True)))
+    summary = last_json(ok(cli("backup", "--server", "DC01", "-o", url, "--json",
+                               text=True)))
     assert summary["bytes_written"] > 2 * DEFAULT_PART_SIZE
-    plain = _last_json(_ok(cli("verify", url, "--json", text=True)))
+    plain = last_json(ok(cli("verify", url, "--json", text=True)))
     return dc, url, _dc_files(dc, summary), plain
 
 
@@ -128,7 +118,7 @@ def test_verify_through_resets_midway(midway, proxies):
     _dc, url, _contents, plain = midway
     # Three connections cut after 2 MiB each: inside the first blocks' answers.
     proxy = proxies(cut=3, cut_after=2 << 20)
-    flaky = _last_json(_ok(cli("verify", url, "--json", text=True, env=_via(proxy))))
+    flaky = last_json(ok(cli("verify", url, "--json", text=True, env=_via(proxy))))
     assert proxy.cuts == 3 and proxy.dropped == 3
     assert _timeless(flaky) == _timeless(plain)
 
@@ -141,8 +131,8 @@ def test_restore_through_resets_midway(midway, proxies, tmp_path):
     proxy = proxies(cut=3, cut_after=2 << 20)
     spool = tmp_path / "spool"
     spool.mkdir()
-    restored = _last_json(_ok(cli("restore", url, "--server", "DC01", "--spool-dir", spool,
-                                  "--json", text=True, env=_via(proxy))))
+    restored = last_json(ok(cli("restore", url, "--server", "DC01", "--spool-dir", spool,
+                                "--json", text=True, env=_via(proxy))))
     assert proxy.cuts == 3
     assert restored["archive"] == url
     # As a restore without the proxy would leave it: the archive's files, only.
@@ -197,7 +187,7 @@ def test_an_outage_midway_through_a_restore_changes_nothing(s3, bucket, make_dc,
                                                             tmp_path):
     dc = make_dc("DC01", size=48 << 20)
     url = f"s3://{bucket}/{_key('outage-restore')}"
-    _ok(cli("backup", "--server", "DC01", "-o", url))
+    ok(cli("backup", "--server", "DC01", "-o", url))
     dc.activity(0.05, seed=9)
     dc.stop()
     before = snapshot(dc.path)

@@ -34,12 +34,11 @@ from .frameinput import ENCRYPTED_NEEDS_A_KEY
 from .ops import read_documents
 from .signing import (
     MAX_SIGNATURE_FILE,
-    NOT_SIGNED,
     SIGNATURE_SUFFIX,
     SignedFacts,
     Trust,
     check_digest,
-    check_embedded,
+    check_embedded_archive,
     check_manifest,
     parse_signature_file,
     read_signature_file,
@@ -220,9 +219,6 @@ class RemoteInput:
         return check_digest(digest.digest(), signature_text, self.trust.keys)
 
     def _embedded_signature(self) -> SignedFacts:
+        assert self.trust is not None
         with self.reader() as fh:
-            signature = read_documents(fh).get("signature")
-            if signature is None:
-                raise SignatureError(NOT_SIGNED)
-            assert self.trust is not None
-            return check_embedded(fh, signature, self.trust.keys)
+            return check_embedded_archive(fh, self.trust.keys)

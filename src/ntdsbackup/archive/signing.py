@@ -154,6 +154,18 @@ def check_embedded(fh, signature: tuple[str, int], trusted_keys: Sequence[object
     return _facts(sig.trusted_comment, key)
 
 
+def check_embedded_archive(fh, trusted_keys: Sequence[object]) -> SignedFacts:
+    """The signature a signed stream carries inside (its last frame), found
+    through the documents of the archive `fh` (seekable; the plaintext of an
+    encrypted one) and checked over every byte before it."""
+    from .ops import read_documents
+
+    signature = read_documents(fh).get("signature")
+    if signature is None:
+        raise SignatureError(NOT_SIGNED)
+    return check_embedded(fh, signature, trusted_keys)
+
+
 def check(fd: int, signature_text: str, trusted_keys: Sequence[object]) -> SignedFacts:
     """Verify the signature over the file at `fd` against the trusted keys;
     the facts its trusted comment states.  SignatureError otherwise."""
@@ -210,5 +222,6 @@ def check_manifest(facts: SignedFacts, manifest: dict[str, Any]) -> None:
 
 
 __all__ = ["MAX_SIGNATURE_FILE", "NOT_SIGNED", "SIGNATURE_SUFFIX", "SignedFacts", "Trust",
-           "check", "check_digest", "check_embedded", "check_manifest", "parse_signature_file",
-           "read_signature_file", "sign", "signature_path", "stored_digest", "trusted_comment"]
+           "check", "check_digest", "check_embedded", "check_embedded_archive", "check_manifest",
+           "parse_signature_file", "read_signature_file", "sign", "signature_path",
+           "stored_digest", "trusted_comment"]

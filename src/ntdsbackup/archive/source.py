@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import SignatureError
 from ..platform import signals
 from ..platform.files import OPEN_READ, create_private, set_binary
 from .envelope import DecryptionKeys, Plaintext, open_plaintext
 from .ops import ArchiveSource, _fd_of, read_documents
-from .signing import NOT_SIGNED, SignedFacts, Trust, check, check_embedded, check_manifest
+from .signing import SignedFacts, Trust, check, check_embedded_archive, check_manifest
 
 
 class ArchiveInput:
@@ -96,12 +95,9 @@ class ArchiveInput:
     def _embedded_signature(self) -> SignedFacts:
         """A signed stream's own signature, checked over the plaintext before
         it (the archive itself, whatever envelope it came in)."""
+        assert self.trust is not None
         with self.reader() as fh:
-            signature = read_documents(fh).get("signature")
-            if signature is None:
-                raise SignatureError(NOT_SIGNED)
-            assert self.trust is not None
-            return check_embedded(fh, signature, self.trust.keys)
+            return check_embedded_archive(fh, self.trust.keys)
 
     def rewind(self) -> Any:
         """What the engine reads, at the archive's start: the descriptor, or
